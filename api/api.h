@@ -1,0 +1,134 @@
+/*
+ * api.h — what the parts of p25-api share: the process context, the
+ * per-request state, the route table and the reply helpers.
+ *
+ * Threads: libmicrohttpd's epoll threads parse, route, authenticate and
+ * answer requests that need no database inline.  Requests whose route needs
+ * the database are suspended and handed to the pool (db.h); a pool thread
+ * runs the handler, stores the reply in the request and resumes the
+ * connection; the MHD thread then queues the reply.  A handler therefore
+ * runs on exactly one thread and owns its struct api_req until it returns.
+ */
+#ifndef P25_API_H
+#define P25_API_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "p25/auth.h"
+#include "p25/config.h"
+#include "p25/db.h"
+#include "p25/err.h"
+
+struct MHD_Connection;
+struct MHD_Daemon;
+struct api_req;
+
+typedef void (*api_handler)(struct api_req *r, struct p25_db *db);
+
+enum {
+	ROUTE_PUBLIC = 1 << 0,	/* no bearer token */
+	ROUTE_DB = 1 << 1,	/* runs on the database pool */
+	ROUTE_BODY = 1 << 2,	/* takes a request body */
+	ROUTE_DB_OPTIONAL = 1 << 3,	/* handler copes with db == NULL */
+};
+
+struct api_route {
+	const char *method;
+	const char *pattern;	/* "/v1/requests/{id}" */
+	api_handler fn;
+	unsigned roles;		/* any of these role bits; 0 = any caller */
+	unsigned flags;
+};
+
+extern const struct api_route api_routes[];
+extern const size_t api_nroutes;
+
+#define API_MAX_PARAMS 4
+#define API_MAX_HEADERS 8
+
+struct api_req {
+	struct MHD_Connection *conn;
+	const struct api_route *route;
+	int route_idx;		/* -1 when none matched */
+	char method[8];
+	char *path;
+	char *params[API_MAX_PARAMS];
+	int nparams;
+	char id[20];		/* request id, also in logs */
+
+	char *body;
+	size_t body_len, body_cap;
+	bool body_too_big;
+
+	struct p25_principal who;
+	bool authed;
+
+	/* the reply */
+	int status;
+	char *resp;
+	size_t resp_len;
+	const char *ctype;
+	char *hdr_name[API_MAX_HEADERS];
+	char *hdr_value[API_MAX_HEADERS];
+	int nhdrs;
+
+	atomic_int stage;	/* see http.c */
+	uint64_t t0_ns;
+};
+
+struct api_ctx {
+	struct p25_config cfg;
+	struct p25_auth *auth;
+	struct p25_pool *pool;
+	struct MHD_Daemon *daemon;
+	atomic_long inflight;
+	atomic_bool draining;
+};
+extern struct api_ctx api;
+
+/* --- reply helpers (http.c); each sets the reply once --- */
+void api_reply(struct api_req *r, int status, const char *ctype,
+	       const char *body, size_t len);
+/* Takes the reference to o. */
+void api_reply_json(struct api_req *r, int status, json_t *o);
+/* Reply with a JSON text already built (e.g. by PostgreSQL). */
+void api_reply_json_text(struct api_req *r, int status, const char *text);
+void api_reply_err(struct api_req *r, struct p25_err *err);
+void api_reply_problem(struct api_req *r, int status, const char *code,
+		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void api_header(struct api_req *r, const char *name, const char *value);
+
+/* --- request accessors (safe from the handler's thread) --- */
+const char *api_get_header(struct api_req *r, const char *name);
+const char *api_get_query(struct api_req *r, const char *name);
+/* Parses the body as a JSON object; NULL with err 400/415 otherwise. */
+json_t *api_body_json(struct api_req *r, struct p25_err *err);
+
+/* Opens a transaction with the caller's RLS identity. */
+int api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err);
+
+/* http.c */
+int http_start(void);
+void http_drain_and_stop(int seconds);
+
+/* handlers, by file */
+void sys_healthz(struct api_req *r, struct p25_db *db);
+void sys_readyz(struct api_req *r, struct p25_db *db);
+void sys_openapi(struct api_req *r, struct p25_db *db);
+void sys_whoami(struct api_req *r, struct p25_db *db);
+void sys_static(struct api_req *r, struct p25_db *db);
+void sys_page(struct api_req *r, struct p25_db *db);
+
+/* metrics.c */
+void metrics_observe(int route_idx, int status, uint64_t ns);
+void metrics_render(struct api_req *r, struct p25_db *db);
+
+/* unix time in seconds and monotonic ns */
+long long api_now(void);
+uint64_t api_mono_ns(void);
+
+#endif

@@ -1,0 +1,598 @@
+/*
+ * http.c — the HTTP layer of p25-api on libmicrohttpd.
+ *
+ * Daemon: epoll thread pool (P25_HTTP_THREADS), suspend/resume, a
+ * connection timeout (no slowloris), a connection limit sized for held
+ * long-polls, and a completion callback that runs on every way a request
+ * ends and frees its state.
+ *
+ * Life of a request (api_req.stage):
+ *   STAGE_NEW      first callback: route, Content-Length cap, auth.  Errors
+ *                  answered at once (MHD then skips the body).
+ *   body calls     appended up to P25_BODY_MAX; beyond it the rest is read
+ *                  and dropped and the answer is 413.
+ *   final call     no-DB route: handler runs here.  DB route: the
+ *                  connection is suspended first, then the work is queued on
+ *                  the pool (STAGE_RUNNING); a full pool answers 503 with
+ *                  Retry-After.  The pool thread stores the reply, sets
+ *                  STAGE_READY and resumes the connection; MHD calls us
+ *                  again and the reply is queued.
+ * Suspending before queueing matters: resuming a connection that is not
+ * suspended is undefined behaviour in libmicrohttpd.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "api.h"
+#include "p25/log.h"
+
+enum { STAGE_NEW, STAGE_BODY, STAGE_RUNNING, STAGE_READY, STAGE_SENT };
+
+struct api_ctx api;
+
+long long
+api_now(void)
+{
+	return (long long)time(NULL);
+}
+
+uint64_t
+api_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------- replies */
+
+static void
+reply_reset(struct api_req *r)
+{
+	int i;
+
+	free(r->resp);
+	r->resp = NULL;
+	r->resp_len = 0;
+	for (i = 0; i < r->nhdrs; i++) {
+		free(r->hdr_name[i]);
+		free(r->hdr_value[i]);
+	}
+	r->nhdrs = 0;
+}
+
+void
+api_reply(struct api_req *r, int status, const char *ctype, const char *body,
+	  size_t len)
+{
+	free(r->resp);
+	r->status = status;
+	r->ctype = ctype;
+	r->resp = malloc(len + 1);
+	if (!r->resp) {
+		r->status = 503;
+		r->resp_len = 0;
+		return;
+	}
+	memcpy(r->resp, body, len);
+	r->resp[len] = '\0';
+	r->resp_len = len;
+}
+
+void
+api_reply_json_text(struct api_req *r, int status, const char *text)
+{
+	api_reply(r, status, "application/json", text, strlen(text));
+}
+
+void
+api_reply_json(struct api_req *r, int status, json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (!s) {
+		api_reply_problem(r, 500, "internal", "cannot encode the answer");
+		return;
+	}
+	free(r->resp);
+	r->status = status;
+	r->ctype = "application/json";
+	r->resp = s;
+	r->resp_len = strlen(s);
+}
+
+void
+api_header(struct api_req *r, const char *name, const char *value)
+{
+	if (r->nhdrs >= API_MAX_HEADERS)
+		return;
+	r->hdr_name[r->nhdrs] = strdup(name);
+	r->hdr_value[r->nhdrs] = strdup(value);
+	if (!r->hdr_name[r->nhdrs] || !r->hdr_value[r->nhdrs]) {
+		free(r->hdr_name[r->nhdrs]);
+		free(r->hdr_value[r->nhdrs]);
+		return;
+	}
+	r->nhdrs++;
+}
+
+void
+api_reply_err(struct api_req *r, struct p25_err *err)
+{
+	char *s;
+	int status = err->status ? err->status : 500;
+
+	if (!err->code[0])
+		snprintf(err->code, sizeof(err->code), "internal");
+	/* headers set for a success must not leak into the error */
+	reply_reset(r);
+	s = p25_problem_json(err, r->path);
+	if (status == 401)
+		api_header(r, "WWW-Authenticate", "Bearer realm=\"p25\"");
+	if (err->retry_after > 0 || status == 503 || status == 429) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%d", err->retry_after > 0 ? err->retry_after : 1);
+		api_header(r, "Retry-After", ra);
+	}
+	if (!s) {
+		r->status = 500;
+		r->ctype = "application/problem+json";
+		return;
+	}
+	r->status = status;
+	r->ctype = "application/problem+json";
+	r->resp = s;
+	r->resp_len = strlen(s);
+	if (status >= 500)
+		p25_logf(P25_LOG_ERROR, "http.error", "%s %s: %s (%s)", r->method,
+			 r->path, err->code, err->detail);
+	p25_err_clear(err);
+}
+
+void
+api_reply_problem(struct api_req *r, int status, const char *code,
+		  const char *fmt, ...)
+{
+	struct p25_err err = { 0 };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err.detail, sizeof(err.detail), fmt, ap);
+	va_end(ap);
+	err.status = status;
+	snprintf(err.code, sizeof(err.code), "%s", code);
+	snprintf(err.title, sizeof(err.title), "%s", p25_http_reason(status));
+	api_reply_err(r, &err);
+}
+
+/* ----------------------------------------------------------- accessors */
+
+const char *
+api_get_header(struct api_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+api_get_query(struct api_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+json_t *
+api_body_json(struct api_req *r, struct p25_err *err)
+{
+	const char *ct = api_get_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	json_error_t je;
+	json_t *o;
+
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+		p25_err_set(err, 415, "unsupported_media_type",
+			    "the body must be application/json");
+		return NULL;
+	}
+	if (!r->body || r->body_len == 0) {
+		p25_err_set(err, 400, "malformed_json", "the body is empty");
+		return NULL;
+	}
+	o = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+	if (!o) {
+		p25_err_set(err, 400, "malformed_json",
+			    "the body is not valid JSON: %s at line %d, column %d",
+			    je.text, je.line, je.column);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		p25_err_set(err, 400, "malformed_json", "the body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+int
+api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err)
+{
+	const char *role = "system";
+
+	if (r->authed) {
+		if (r->who.roles & (P25_ROLE_REVIEWER | P25_ROLE_ADMIN))
+			role = "staff";
+		else if (r->who.roles & P25_ROLE_TENANT)
+			role = "tenant";
+	}
+	if (p25_db_begin(db, err) != 0)
+		return -1;
+	if (p25_db_set_actor(db, strcmp(role, "tenant") == 0 ? r->who.tenant : NULL,
+			     role, err) != 0) {
+		p25_db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- router */
+
+/* Matches path against pattern; fills params (malloc'd copies). */
+static int
+route_match(const char *pattern, const char *path, struct api_req *r)
+{
+	const char *p = pattern, *u = path;
+	int n = 0;
+
+	while (*p && *u) {
+		if (*p == '{') {
+			const char *pe = strchr(p, '}');
+			const char *ue = strchr(u, '/');
+			size_t len = ue ? (size_t)(ue - u) : strlen(u);
+			if (!pe || len == 0 || n >= API_MAX_PARAMS)
+				goto fail;
+			r->params[n] = strndup(u, len);
+			if (!r->params[n])
+				goto fail;
+			n++;
+			p = pe + 1;
+			u += len;
+			continue;
+		}
+		if (*p != *u)
+			goto fail;
+		p++;
+		u++;
+	}
+	if (*p || *u)
+		goto fail;
+	r->nparams = n;
+	return 1;
+fail:
+	while (n > 0)
+		free(r->params[--n]);
+	return 0;
+}
+
+/* Finds the route; 404 when no pattern matches, 405 when only the method
+ * differs (Allow lists the methods). */
+static int
+route_find(struct api_req *r, char *allow, size_t allowlen)
+{
+	size_t i, used = 0;
+	int path_known = 0;
+	const char *m = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
+
+	allow[0] = '\0';
+	for (i = 0; i < api_nroutes; i++) {
+		if (!route_match(api_routes[i].pattern, r->path, r))
+			continue;
+		if (strcmp(api_routes[i].method, m) == 0) {
+			r->route = &api_routes[i];
+			r->route_idx = (int)i;
+			return 200;
+		}
+		while (r->nparams > 0)
+			free(r->params[--r->nparams]);
+		path_known = 1;
+		int n = snprintf(allow + used, allowlen - used, "%s%s",
+				 used ? ", " : "", api_routes[i].method);
+		if (n > 0 && (size_t)n < allowlen - used)
+			used += (size_t)n;
+	}
+	return path_known ? 405 : 404;
+}
+
+/* -------------------------------------------------------- the handlers */
+
+static enum MHD_Result
+queue_reply(struct api_req *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	int i;
+
+	static char empty[1];
+
+	resp = MHD_create_response_from_buffer(r->resp_len, r->resp ? r->resp : empty,
+					       MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	if (r->ctype && r->status != 304 && r->status != 204)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+	for (i = 0; i < r->nhdrs; i++)
+		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (atomic_load(&api.draining))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
+	atomic_store(&r->stage, STAGE_SENT);
+	return ret;
+}
+
+/* Runs on a pool thread. */
+static void
+run_on_pool(struct p25_db *db, void *arg)
+{
+	struct api_req *r = arg;
+
+	p25_log_ctx(r->id);
+	if (!db && !(r->route->flags & ROUTE_DB_OPTIONAL)) {
+		struct p25_err err = { 0 };
+		p25_err_set(&err, 503, "database_unavailable",
+			    "the database is not reachable");
+		err.retry_after = 2;
+		api_reply_err(r, &err);
+	} else {
+		r->route->fn(r, db);
+	}
+	if (!r->resp && r->status == 0)
+		api_reply_problem(r, 500, "internal", "the handler gave no answer");
+	p25_log_ctx(NULL);
+	atomic_store(&r->stage, STAGE_READY);
+	MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url,
+	   const char *method, const char *version, const char *upload_data,
+	   size_t *upload_size, void **con_cls)
+{
+	struct api_req *r = *con_cls;
+	int stage;
+
+	if (!r) {
+		unsigned char rnd[8];
+		char allow[64];
+		const char *cl;
+		int found;
+
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		*con_cls = r;
+		atomic_fetch_add(&api.inflight, 1);
+		r->t0_ns = api_mono_ns();
+		r->conn = conn;
+		r->route_idx = -1;
+		snprintf(r->method, sizeof(r->method), "%s", method);
+		r->path = strdup(url);
+		randombytes_buf(rnd, sizeof(rnd));
+		sodium_bin2hex(r->id, sizeof(r->id), rnd, sizeof(rnd));
+		if (!r->path)
+			return MHD_NO;
+		found = route_find(r, allow, sizeof(allow));
+		if (found == 404) {
+			api_reply_problem(r, 404, "not_found", "no such resource");
+			return queue_reply(r);
+		}
+		if (found == 405) {
+			api_reply_problem(r, 405, "method_not_allowed",
+					  "%s is not allowed here", method);
+			api_header(r, "Allow", allow);
+			return queue_reply(r);
+		}
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			char *end;
+			unsigned long long n = strtoull(cl, &end, 10);
+			if (*end != '\0' || n > (unsigned long long)api.cfg.body_max) {
+				api_reply_problem(r, 413, "body_too_large",
+				    "the body is larger than %ld bytes", api.cfg.body_max);
+				return queue_reply(r);
+			}
+		}
+		if (!(r->route->flags & ROUTE_PUBLIC)) {
+			struct p25_err err = { 0 };
+			const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					    MHD_HTTP_HEADER_AUTHORIZATION);
+			if (p25_auth_verify(api.auth, h, api_now(), &r->who, &err) != 0) {
+				api_reply_err(r, &err);
+				return queue_reply(r);
+			}
+			r->authed = true;
+			if (r->route->roles && !(r->who.roles & r->route->roles)) {
+				api_reply_problem(r, 403, "forbidden",
+				    "your roles do not allow this call");
+				return queue_reply(r);
+			}
+		}
+		atomic_store(&r->stage, STAGE_BODY);
+		return MHD_YES;
+	}
+
+	stage = atomic_load(&r->stage);
+	if (stage == STAGE_BODY && *upload_size > 0) {
+		size_t n = *upload_size;
+		*upload_size = 0;
+		if (r->body_too_big || r->body_len + n > (size_t)api.cfg.body_max) {
+			r->body_too_big = true;	/* read and drop the rest */
+			return MHD_YES;
+		}
+		if (r->body_len + n + 1 > r->body_cap) {
+			size_t cap = r->body_cap ? r->body_cap * 2 : 1024;
+			char *nb;
+			while (cap < r->body_len + n + 1)
+				cap *= 2;
+			nb = realloc(r->body, cap);
+			if (!nb)
+				return MHD_NO;
+			r->body = nb;
+			r->body_cap = cap;
+		}
+		memcpy(r->body + r->body_len, upload_data, n);
+		r->body_len += n;
+		r->body[r->body_len] = '\0';
+		return MHD_YES;
+	}
+	if (stage == STAGE_BODY) {
+		if (r->body_too_big) {
+			api_reply_problem(r, 413, "body_too_large",
+			    "the body is larger than %ld bytes", api.cfg.body_max);
+			return queue_reply(r);
+		}
+		if (r->body_len > 0 && !(r->route->flags & ROUTE_BODY)) {
+			api_reply_problem(r, 400, "unexpected_body",
+			    "this call takes no body");
+			return queue_reply(r);
+		}
+		if (!(r->route->flags & ROUTE_DB)) {
+			p25_log_ctx(r->id);
+			r->route->fn(r, NULL);
+			p25_log_ctx(NULL);
+			return queue_reply(r);
+		}
+		atomic_store(&r->stage, STAGE_RUNNING);
+		MHD_suspend_connection(conn);
+		if (p25_pool_submit(api.pool, run_on_pool, r) != 0) {
+			struct p25_err err = { 0 };
+			p25_err_set(&err, 503, "overloaded",
+				    "all database connections are busy");
+			err.retry_after = 1;
+			api_reply_err(r, &err);
+			atomic_store(&r->stage, STAGE_READY);
+			MHD_resume_connection(conn);
+		}
+		return MHD_YES;
+	}
+	if (stage == STAGE_READY)
+		return queue_reply(r);
+	/* STAGE_RUNNING: a spurious call while the pool works */
+	return MHD_YES;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+	     enum MHD_RequestTerminationCode toe)
+{
+	struct api_req *r = *con_cls;
+	uint64_t ns;
+	int i;
+
+	if (!r)
+		return;
+	*con_cls = NULL;
+	ns = api_mono_ns() - r->t0_ns;
+	metrics_observe(r->route_idx, r->status, ns);
+	if (p25_log_enabled(P25_LOG_INFO) || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:f, s:b}",
+		    "id", r->id, "method", r->method,
+		    "route", r->route ? r->route->pattern : "-",
+		    "status", r->status, "ms", (double)ns / 1e6,
+		    "complete", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+		if (r->authed)
+			json_object_set_new(o, "sub", json_string(r->who.sub));
+		p25_logj(P25_LOG_INFO, "http.access", o);
+	}
+	reply_reset(r);
+	for (i = 0; i < r->nparams; i++)
+		free(r->params[i]);
+	free(r->body);
+	free(r->path);
+	free(r);
+	atomic_fetch_sub(&api.inflight, 1);
+}
+
+int
+http_start(void)
+{
+	struct sockaddr_in6 sa6;
+	struct sockaddr_in sa4;
+	struct sockaddr *sa;
+	char host[128];
+	const char *colon = strrchr(api.cfg.listen, ':');
+	char *end;
+	long port;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG;
+
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535 ||
+	    (size_t)(colon - api.cfg.listen) >= sizeof(host)) {
+		p25_error("http.listen", "P25_LISTEN: bad port in %s", api.cfg.listen);
+		return -1;
+	}
+	memcpy(host, api.cfg.listen, (size_t)(colon - api.cfg.listen));
+	host[colon - api.cfg.listen] = '\0';
+	if (host[0] == '[') {	/* [::1]:8025 */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	memset(&sa4, 0, sizeof(sa4));
+	memset(&sa6, 0, sizeof(sa6));
+	if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa4.sin_addr) == 1) {
+		sa4.sin_family = AF_INET;
+		sa4.sin_port = htons((uint16_t)port);
+		sa = (struct sockaddr *)&sa4;
+	} else if (inet_pton(AF_INET6, host, &sa6.sin6_addr) == 1) {
+		sa6.sin6_family = AF_INET6;
+		sa6.sin6_port = htons((uint16_t)port);
+		sa = (struct sockaddr *)&sa6;
+		flags |= MHD_USE_IPv6;
+	} else {
+		p25_error("http.listen", "P25_LISTEN: %s is not an IP address", host);
+		return -1;
+	}
+	api.daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
+	    on_request, NULL,
+	    MHD_OPTION_SOCK_ADDR, sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)api.cfg.http_threads,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)api.cfg.http_max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)api.cfg.http_timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	    MHD_OPTION_END);
+	if (!api.daemon) {
+		p25_error("http.listen", "cannot listen on %s", api.cfg.listen);
+		return -1;
+	}
+	return 0;
+}
+
+void
+http_drain_and_stop(int seconds)
+{
+	uint64_t deadline = api_mono_ns() + (uint64_t)seconds * 1000000000u;
+
+	atomic_store(&api.draining, true);
+	MHD_quiesce_daemon(api.daemon);		/* stop accepting */
+	while (atomic_load(&api.inflight) > 0 && api_mono_ns() < deadline) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&api.inflight) > 0)
+		p25_warn("http.drain", "%ld requests still in flight after %d s",
+			 atomic_load(&api.inflight), seconds);
+	MHD_stop_daemon(api.daemon);
+	api.daemon = NULL;
+}

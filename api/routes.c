@@ -1,0 +1,23 @@
+/*
+ * routes.c — the route table: the API surface as data.  Every row must be
+ * an operation in openapi.yaml and every operation a row; a test
+ * (tests/integration/routes.test.mjs) compares `p25-api --routes` with the
+ * spec both ways.
+ */
+#include "api.h"
+
+#define T P25_ROLE_TENANT
+#define R P25_ROLE_REVIEWER
+#define A P25_ROLE_ADMIN
+#define E P25_ROLE_ENFORCER
+#define P P25_ROLE_REPORTER
+
+
+const struct api_route api_routes[] = {
+	{ "GET", "/healthz", sys_healthz, 0, ROUTE_PUBLIC },
+	{ "GET", "/readyz", sys_readyz, 0, ROUTE_PUBLIC | ROUTE_DB | ROUTE_DB_OPTIONAL },
+	{ "GET", "/metrics", metrics_render, 0, ROUTE_PUBLIC | ROUTE_DB | ROUTE_DB_OPTIONAL },
+	{ "GET", "/openapi.yaml", sys_openapi, 0, ROUTE_PUBLIC },
+	{ "GET", "/v1/whoami", sys_whoami, 0, 0 },
+};
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -1,0 +1,111 @@
+/*
+ * db.h — PostgreSQL access: one connection with a prepared-statement cache,
+ * transactions, and a bounded pool of connection-owning threads.
+ *
+ * SQL is parameterized, always: statements are declared once with
+ * P25_STMT and prepared lazily on each connection.  A struct p25_db belongs
+ * to one thread at a time.  The pool runs submitted work on its threads,
+ * each of which owns one connection; when every connection is busy and the
+ * wait queue is full, p25_pool_submit() refuses at once (the caller answers
+ * 503 with Retry-After) instead of piling work up.
+ */
+#ifndef P25_DB_H
+#define P25_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <libpq-fe.h>
+
+struct p25_err;
+
+struct p25_stmt {
+	const char *sql;
+	int nparams;
+	int id;			/* assigned on first use; 0 = not yet */
+};
+#define P25_STMT(var, n, sqltext) \
+	static struct p25_stmt var = { sqltext, n, 0 }
+
+#define P25_MAX_STMTS 512
+
+struct p25_db {
+	PGconn *conn;
+	char *url;
+	bool in_tx;
+	unsigned char prepared[P25_MAX_STMTS];
+};
+
+/* Connects (blocking).  Returns NULL with err filled (503). */
+struct p25_db *p25_db_connect(const char *url, const char *appname,
+			      struct p25_err *err);
+void p25_db_close(struct p25_db *db);
+/* Reconnects if the connection is bad.  0 when usable. */
+int p25_db_ensure(struct p25_db *db, struct p25_err *err);
+
+/*
+ * Runs a declared statement.  params may hold NULLs (SQL NULL).  Returns
+ * the result (caller PQclear()s) or NULL with err filled from the SQLSTATE
+ * map.  Results with no rows are not errors.
+ */
+PGresult *p25_db_exec(struct p25_db *db, struct p25_stmt *st,
+		      const char *const *params, struct p25_err *err);
+/* Runs a statement for its effect; returns affected rows, or -1. */
+long p25_db_run(struct p25_db *db, struct p25_stmt *st,
+		const char *const *params, struct p25_err *err);
+/*
+ * Runs a statement whose first row's first column is text (usually JSON
+ * built by PostgreSQL).  Returns a malloc'd copy (caller frees), NULL with
+ * *found = false when there is no row (err untouched), NULL with err filled
+ * on error.
+ */
+char *p25_db_text(struct p25_db *db, struct p25_stmt *st,
+		  const char *const *params, bool *found, struct p25_err *err);
+/* Unprepared one-off command without parameters (BEGIN, LISTEN …). */
+int p25_db_command(struct p25_db *db, const char *sql, struct p25_err *err);
+
+int p25_db_begin(struct p25_db *db, struct p25_err *err);
+int p25_db_commit(struct p25_db *db, struct p25_err *err);
+/* Never fails from the caller's view; safe when no transaction is open. */
+void p25_db_rollback(struct p25_db *db);
+/*
+ * Sets the row-level-security identity for the current transaction:
+ * tenant (may be NULL for staff) and role names.  Must be inside a
+ * transaction (SET LOCAL semantics).
+ */
+int p25_db_set_actor(struct p25_db *db, const char *tenant, const char *role,
+		     struct p25_err *err);
+
+/* Fills err from a failed result (and logs server errors). */
+void p25_db_error(struct p25_db *db, const PGresult *res, struct p25_err *err);
+
+/* --- the pool --- */
+
+struct p25_pool;
+typedef void (*p25_pool_fn)(struct p25_db *db, void *arg);
+
+struct p25_pool_stats {
+	int size;		/* connections */
+	int busy;		/* running work */
+	int waiting;		/* queued work */
+	unsigned long rejected;	/* refused because the queue was full */
+};
+
+/*
+ * Starts size threads, each connecting to url.  Connections are made
+ * lazily and re-made after failures, so a pool starts even while the
+ * database is down.  Returns NULL on allocation or thread failure.
+ */
+struct p25_pool *p25_pool_new(const char *url, int size, int queue_max,
+			      const char *appname);
+/*
+ * Queues fn(db, arg) to run on a pool thread.  Returns 0, or -1 when the
+ * queue is full or the pool is stopping (fn is then not called).
+ * Thread-safe.  If the thread cannot get a connection, fn runs with
+ * db == NULL and must answer 503.
+ */
+int p25_pool_submit(struct p25_pool *pool, p25_pool_fn fn, void *arg);
+void p25_pool_stats(struct p25_pool *pool, struct p25_pool_stats *st);
+/* Finishes queued work, joins the threads, closes the connections. */
+void p25_pool_free(struct p25_pool *pool);
+
+#endif
