@@ -123,6 +123,17 @@ void sys_whoami(struct api_req *r, struct p25_db *db);
 void sys_static(struct api_req *r, struct p25_db *db);
 void sys_page(struct api_req *r, struct p25_db *db);
 
+void req_submit(struct api_req *r, struct p25_db *db);
+void req_list(struct api_req *r, struct p25_db *db);
+void req_get(struct api_req *r, struct p25_db *db);
+void req_withdraw(struct api_req *r, struct p25_db *db);
+void req_message(struct api_req *r, struct p25_db *db);
+void admin_tenant_put(struct api_req *r, struct p25_db *db);
+void admin_tenant_get(struct api_req *r, struct p25_db *db);
+void admin_addresses_put(struct api_req *r, struct p25_db *db);
+void admin_addresses_get(struct api_req *r, struct p25_db *db);
+void addr_status(struct api_req *r, struct p25_db *db);
+
 /* metrics.c */
 void metrics_observe(int route_idx, int status, uint64_t ns);
 void metrics_render(struct api_req *r, struct p25_db *db);

@@ -19,5 +19,19 @@ const struct api_route api_routes[] = {
 	{ "GET", "/metrics", metrics_render, 0, ROUTE_PUBLIC | ROUTE_DB | ROUTE_DB_OPTIONAL },
 	{ "GET", "/openapi.yaml", sys_openapi, 0, ROUTE_PUBLIC },
 	{ "GET", "/v1/whoami", sys_whoami, 0, 0 },
+	{ "GET", "/", sys_page, 0, ROUTE_PUBLIC },
+	{ "GET", "/static/{file}", sys_static, 0, ROUTE_PUBLIC },
+
+	{ "POST", "/v1/requests", req_submit, T, ROUTE_DB | ROUTE_BODY },
+	{ "GET", "/v1/requests", req_list, T, ROUTE_DB },
+	{ "GET", "/v1/requests/{id}", req_get, T, ROUTE_DB },
+	{ "POST", "/v1/requests/{id}/withdraw", req_withdraw, T, ROUTE_DB },
+	{ "POST", "/v1/requests/{id}/messages", req_message, T, ROUTE_DB | ROUTE_BODY },
+	{ "GET", "/v1/addresses/{ip}", addr_status, T, ROUTE_DB },
+
+	{ "PUT", "/v1/admin/tenants/{id}", admin_tenant_put, A, ROUTE_DB | ROUTE_BODY },
+	{ "GET", "/v1/admin/tenants/{id}", admin_tenant_get, A, ROUTE_DB },
+	{ "PUT", "/v1/admin/tenants/{id}/addresses", admin_addresses_put, A, ROUTE_DB | ROUTE_BODY },
+	{ "GET", "/v1/admin/tenants/{id}/addresses", admin_addresses_get, A, ROUTE_DB },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

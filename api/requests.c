@@ -1,0 +1,717 @@
+/*
+ * requests.c — the tenant's requests: submit, list, read, withdraw, answer.
+ *
+ * Isolation, twice: every statement names the caller's tenant, and every
+ * transaction runs with the caller's row-level-security identity
+ * (api_begin), so a handler that forgot the first wall still sees no other
+ * tenant's row.  Another tenant's request answers 404 exactly like an id
+ * that does not exist.
+ *
+ * Submitting is one transaction: idempotency-key check, a per-tenant
+ * advisory lock (so the rate limit and the open-request cap hold under
+ * concurrency), address ownership, the request and its addresses, the
+ * vetting job (whose NOTIFY wakes the workers at commit), the audit row
+ * and — with an Idempotency-Key — the stored answer.  Any refusal rolls it
+ * all back: a refused request leaves no row behind.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "api.h"
+#include "input.h"
+#include "p25/audit.h"
+#include "p25/b64.h"
+#include "p25/ipaddr.h"
+#include "p25/jobs.h"
+#include "p25/log.h"
+#include "p25/validate.h"
+
+#define OPEN_STATES "{pending,vetting,needs_review,needs_info}"
+
+/* ------------------------------------------------------------- helpers */
+
+/* The request JSON and its version; NULL (no error) when not visible. */
+static char *
+request_load(struct p25_db *db, const char *id, char etag[32], struct p25_err *err)
+{
+	P25_STMT(st, 1, "SELECT p25_request_json(id)::text, version FROM requests WHERE id = $1");
+	const char *p[1] = { id };
+	PGresult *res = p25_db_exec(db, &st, p, err);
+	char *s = NULL;
+
+	if (!res)
+		return NULL;
+	if (PQntuples(res) == 1) {
+		s = strdup(PQgetvalue(res, 0, 0));
+		if (etag)
+			snprintf(etag, 32, "\"%s\"", PQgetvalue(res, 0, 1));
+		if (!s)
+			p25_err_set(err, 503, "out_of_memory", "out of memory");
+	}
+	PQclear(res);
+	return s;
+}
+
+static void
+not_found(struct api_req *r)
+{
+	api_reply_problem(r, 404, "not_found", "no such request");
+}
+
+/* --------------------------------------------------------- idempotency */
+
+struct idem {
+	const char *key;
+	unsigned char hash[32];
+	char hash_hex[65];
+};
+
+/*
+ * Looks at the Idempotency-Key inside the open transaction.  Returns 1 when
+ * the answer was replayed (r holds it), 0 to go on, -1 with err.
+ */
+static int
+idem_check(struct api_req *r, struct p25_db *db, struct idem *ik, struct p25_err *err)
+{
+	P25_STMT(lock, 2, "SELECT pg_try_advisory_xact_lock(hashtext('p25.idem:' || $1 || ':' || $2))");
+	P25_STMT(look, 2, "SELECT encode(body_hash, 'hex'), status, headers::text,"
+			  " convert_from(body, 'UTF8') FROM idempotency_keys"
+			  " WHERE tenant_id = $1 AND key = $2 AND expires_at > now()");
+	P25_STMT(purge, 2, "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2"
+			   " AND expires_at <= now()");
+	const char *p[2] = { r->who.tenant, ik->key };
+	PGresult *res;
+	crypto_generichash_state h;
+
+	if (strlen(ik->key) == 0 || strlen(ik->key) > 255 || !p25_text_ok(ik->key, 255))
+		return p25_err_field(err, 400, "invalid_idempotency_key", "Idempotency-Key",
+				     "the Idempotency-Key must be 1 to 255 printable characters");
+	crypto_generichash_init(&h, NULL, 0, sizeof(ik->hash));
+	crypto_generichash_update(&h, (const unsigned char *)r->path, strlen(r->path) + 1);
+	if (r->body)
+		crypto_generichash_update(&h, (const unsigned char *)r->body, r->body_len);
+	crypto_generichash_final(&h, ik->hash, sizeof(ik->hash));
+	sodium_bin2hex(ik->hash_hex, sizeof(ik->hash_hex), ik->hash, sizeof(ik->hash));
+
+	res = p25_db_exec(db, &lock, p, err);
+	if (!res)
+		return -1;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		PQclear(res);
+		p25_err_set(err, 409, "idempotency_in_flight",
+			    "a request with this Idempotency-Key is still being processed");
+		p25_err_hint(err, "retry in a moment to get its answer");
+		err->retry_after = 1;
+		return -1;
+	}
+	PQclear(res);
+	if (p25_db_run(db, &purge, p, err) < 0)
+		return -1;
+	res = p25_db_exec(db, &look, p, err);
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 0;
+	}
+	if (sodium_memcmp(PQgetvalue(res, 0, 0), ik->hash_hex, 64) != 0) {
+		PQclear(res);
+		return p25_err_field(err, 422, "idempotency_key_reused", "Idempotency-Key",
+		    "this Idempotency-Key was used with a different request body");
+	}
+	{
+		json_t *hdrs = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+		const char *name;
+		json_t *v;
+		const char *body = PQgetvalue(res, 0, 3);
+
+		api_reply(r, (int)strtol(PQgetvalue(res, 0, 1), NULL, 10),
+			  "application/json", body, strlen(body));
+		json_object_foreach(hdrs, name, v)
+			api_header(r, name, json_string_value(v));
+		api_header(r, "Idempotent-Replayed", "true");
+		json_decref(hdrs);
+	}
+	PQclear(res);
+	return 1;
+}
+
+static int
+idem_store(struct p25_db *db, struct api_req *r, struct idem *ik, int status,
+	   const char *location, const char *etag, const char *body, struct p25_err *err)
+{
+	P25_STMT(st, 6, "INSERT INTO idempotency_keys (tenant_id, key, body_hash, state, status,"
+			" headers, body) VALUES ($1, $2, decode($3, 'hex'), 'done', $4, $5::jsonb,"
+			" convert_to($6, 'UTF8'))");
+	char sbuf[8];
+	json_t *h = json_pack("{s:s, s:s}", "Location", location, "ETag", etag);
+	char *hj = json_dumps(h, JSON_COMPACT);
+	const char *p[6] = { r->who.tenant, ik->key, ik->hash_hex, sbuf, hj, body };
+	long n;
+
+	snprintf(sbuf, sizeof(sbuf), "%d", status);
+	n = hj ? p25_db_run(db, &st, p, err) : -1;
+	free(hj);
+	json_decref(h);
+	return n == 1 ? 0 : -1;
+}
+
+/* -------------------------------------------------------------- submit */
+
+struct submission {
+	struct p25_prefix addrs[4096];
+	int naddrs;
+	const char *use_case;
+	const char *description;
+	json_t *domains;		/* normalized array of strings */
+	long long volume;		/* -1 when absent */
+	const char *email;
+};
+
+static const char *const submit_fields[] = {
+	"addresses", "use_case", "description", "sender_domains",
+	"expected_daily_volume", "contact_email", NULL
+};
+
+static int
+submission_parse(json_t *b, struct submission *s, struct p25_err *err)
+{
+	static const char *const use_cases[] = { "transactional", "marketing", "relay",
+						   "personal", "other", NULL };
+	const char *const *u;
+	json_t *v;
+	size_t i;
+
+	input_known_fields(b, submit_fields, err);
+	input_addresses(json_object_get(b, "addresses"), "addresses",
+			(int)api.cfg.max_addresses, (int)api.cfg.max_prefix_v4,
+			(int)api.cfg.max_prefix_v6, s->addrs, &s->naddrs, err);
+	s->use_case = input_string(b, "use_case", true, 32, err);
+	if (s->use_case) {
+		for (u = use_cases; *u && strcmp(*u, s->use_case) != 0; u++)
+			;
+		if (!*u)
+			p25_err_add(err, "use_case", "invalid_value",
+			    "must be one of transactional, marketing, relay, personal, other");
+	}
+	s->description = input_string(b, "description", false, 4000, err);
+	if (s->description && !p25_text_ok(s->description, 4000))
+		p25_err_add(err, "description", "invalid_text",
+			    "must not contain control characters");
+	s->email = input_string(b, "contact_email", false, 254, err);
+	if (s->email && !p25_email_ok(s->email))
+		p25_err_add(err, "contact_email", "invalid_email",
+			    "is not an e-mail address (name@example.com)");
+	v = json_object_get(b, "expected_daily_volume");
+	s->volume = -1;
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 1000000000)
+			p25_err_add(err, "expected_daily_volume", "invalid_value",
+				    "must be a whole number from 0 to 1000000000");
+		else
+			s->volume = json_integer_value(v);
+	}
+	s->domains = json_array();
+	v = json_object_get(b, "sender_domains");
+	if (v && !json_is_null(v)) {
+		json_t *d;
+		if (!json_is_array(v) || json_array_size(v) > 20) {
+			p25_err_add(err, "sender_domains", "invalid_value",
+				    "must be an array of at most 20 domain names");
+		} else {
+			json_array_foreach(v, i, d) {
+				char field[40], name[256];
+				snprintf(field, sizeof(field), "sender_domains[%zu]", i);
+				if (!json_is_string(d) || json_string_length(d) > 254 ||
+				    !p25_domain_ok(json_string_value(d))) {
+					p25_err_add(err, field, "invalid_domain",
+						    "is not a domain name (example.com)");
+					continue;
+				}
+				snprintf(name, sizeof(name), "%s", json_string_value(d));
+				p25_domain_normalize(name);
+				json_array_append_new(s->domains, json_string(name));
+			}
+		}
+	}
+	return err->errors && json_array_size(err->errors) ? -1 : 0;
+}
+
+/* Limits and ownership, inside the transaction, under the tenant lock. */
+static int
+submission_allowed(struct p25_db *db, struct api_req *r, const char *cidrs,
+		   struct p25_err *err)
+{
+	P25_STMT(lock, 1, "SELECT pg_advisory_xact_lock(hashtext('p25.submit:' || $1))");
+	P25_STMT(facts, 2,
+	    "SELECT (SELECT standing FROM tenants WHERE id = $1),"
+	    " (SELECT count(*) FROM requests WHERE tenant_id = $1"
+	    "   AND created_at > now() - interval '1 hour'),"
+	    " (SELECT ceil(extract(epoch FROM min(created_at) + interval '1 hour' - now()))"
+	    "   FROM requests WHERE tenant_id = $1 AND created_at > now() - interval '1 hour'),"
+	    " (SELECT count(*) FROM requests WHERE tenant_id = $1 AND status = ANY('" OPEN_STATES "')),"
+	    " (SELECT string_agg(a::text, ',') FROM unnest($2::cidr[]) a"
+	    "   WHERE NOT EXISTS (SELECT 1 FROM tenant_addresses t"
+	    "                     WHERE t.tenant_id = $1 AND t.prefix >>= a))");
+	const char *p[2] = { r->who.tenant, cidrs };
+	PGresult *res;
+	int rc = -1;
+
+	if (p25_db_run(db, &lock, p, err) < 0)
+		return -1;
+	res = p25_db_exec(db, &facts, p, err);
+	if (!res)
+		return -1;
+	if (PQgetisnull(res, 0, 0)) {
+		p25_err_set(err, 403, "tenant_unknown",
+			    "your tenant is not registered with p25");
+		p25_err_hint(err, "ask the provider to set up your account");
+	} else if (api.cfg.rate_limit > 0 &&
+		   strtol(PQgetvalue(res, 0, 1), NULL, 10) >= api.cfg.rate_limit) {
+		long wait = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+		p25_err_set(err, 429, "rate_limited",
+			    "at most %ld requests per hour may be filed", api.cfg.rate_limit);
+		err->retry_after = wait > 0 ? (int)wait : 1;
+	} else if (strtol(PQgetvalue(res, 0, 3), NULL, 10) >= api.cfg.max_open_requests) {
+		p25_err_set(err, 409, "too_many_open_requests",
+			    "you have %ld open requests, the most allowed",
+			    api.cfg.max_open_requests);
+		p25_err_hint(err, "wait for a decision or withdraw one");
+	} else if (!PQgetisnull(res, 0, 4)) {
+		p25_err_set(err, 422, "address_not_held",
+			    "not in your address inventory: %.400s", PQgetvalue(res, 0, 4));
+		snprintf(err->field, sizeof(err->field), "addresses");
+		p25_err_hint(err, "request only addresses your account holds");
+	} else {
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+void
+req_submit(struct api_req *r, struct p25_db *db)
+{
+	P25_STMT(ins, 6,
+	    "INSERT INTO requests (tenant_id, use_case, description, sender_domains,"
+	    " expected_daily_volume, contact_email, vetting_round)"
+	    " SELECT $1, $2, coalesce($3, ''), ARRAY(SELECT jsonb_array_elements_text($4::jsonb)),"
+	    " $5::integer, $6, 1 RETURNING id");
+	P25_STMT(ins_addr, 3,
+	    "INSERT INTO request_addresses (request_id, tenant_id, prefix, position)"
+	    " SELECT $1, $2, a, o FROM unnest($3::cidr[]) WITH ORDINALITY AS x(a, o)");
+	struct p25_err err = { 0 };
+	struct submission *s = NULL;
+	struct idem ik = { 0 };
+	json_t *body = NULL, *job = NULL, *details = NULL;
+	char *cidrs = NULL, *djson = NULL, *out = NULL, *id = NULL;
+	char vol[24], location[96], etag[32];
+	PGresult *res = NULL;
+	bool tx = false;
+
+	ik.key = api_get_header(r, "Idempotency-Key");
+	body = api_body_json(r, &err);
+	if (!body)
+		goto fail;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		p25_err_set(&err, 503, "out_of_memory", "out of memory");
+		goto fail;
+	}
+	if (submission_parse(body, s, &err) != 0) {
+		input_validation_failed(&err);
+		goto fail;
+	}
+	cidrs = input_cidr_array(s->addrs, s->naddrs);
+	djson = json_dumps(s->domains, JSON_COMPACT);
+	if (!cidrs || !djson) {
+		p25_err_set(&err, 503, "out_of_memory", "out of memory");
+		goto fail;
+	}
+	if (api_begin(r, db, &err) != 0)
+		goto fail;
+	tx = true;
+	if (ik.key) {
+		int rc = idem_check(r, db, &ik, &err);
+		if (rc < 0)
+			goto fail;
+		if (rc == 1) {		/* replayed */
+			p25_db_rollback(db);
+			goto out;
+		}
+	}
+	if (submission_allowed(db, r, cidrs, &err) != 0)
+		goto fail;
+	snprintf(vol, sizeof(vol), "%lld", s->volume);
+	{
+		const char *p[6] = { r->who.tenant, s->use_case, s->description, djson,
+				     s->volume >= 0 ? vol : NULL, s->email };
+		res = p25_db_exec(db, &ins, p, &err);
+		if (!res)
+			goto fail;
+		id = strdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = NULL;
+	}
+	{
+		const char *p[3] = { id, r->who.tenant, cidrs };
+		if (p25_db_run(db, &ins_addr, p, &err) != s->naddrs)
+			goto fail;
+	}
+	job = json_pack("{s:s, s:i}", "request", id, "round", 1);
+	details = json_pack("{s:s, s:O}", "use_case", s->use_case, "addresses",
+			    json_object_get(body, "addresses"));
+	if (p25_job_enqueue(db, "vet", job, NULL, 0, &err) != 0 ||
+	    p25_audit(db, r->who.sub, "request.submit", "request", id, r->who.tenant,
+		      details, &err) != 0)
+		goto fail;
+	out = request_load(db, id, etag, &err);
+	if (!out)
+		goto fail;
+	snprintf(location, sizeof(location), "/v1/requests/%s", id);
+	if (ik.key && idem_store(db, r, &ik, 202, location, etag, out, &err) != 0)
+		goto fail;
+	if (p25_db_commit(db, &err) != 0) {
+		tx = false;
+		goto fail;
+	}
+	api_reply_json_text(r, 202, out);
+	api_header(r, "Location", location);
+	api_header(r, "ETag", etag);
+	goto out;
+fail:
+	if (tx)
+		p25_db_rollback(db);
+	api_reply_err(r, &err);
+out:
+	free(out);
+	free(id);
+	free(cidrs);
+	free(djson);
+	json_decref(job);
+	json_decref(details);
+	if (s)
+		json_decref(s->domains);
+	free(s);
+	json_decref(body);
+	p25_err_clear(&err);
+}
+
+/* ---------------------------------------------------------------- read */
+
+void
+req_get(struct api_req *r, struct p25_db *db)
+{
+	struct p25_err err = { 0 };
+	char etag[32];
+	const char *inm;
+	char *s;
+
+	if (!p25_uuid_ok(r->params[0])) {
+		not_found(r);
+		return;
+	}
+	if (api_begin(r, db, &err) != 0) {
+		api_reply_err(r, &err);
+		return;
+	}
+	s = request_load(db, r->params[0], etag, &err);
+	p25_db_rollback(db);		/* read-only */
+	if (!s) {
+		if (err.status)
+			api_reply_err(r, &err);
+		else
+			not_found(r);
+		return;
+	}
+	inm = api_get_header(r, "If-None-Match");
+	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
+		api_reply(r, 304, NULL, "", 0);
+	} else {
+		api_reply_json_text(r, 200, s);
+	}
+	api_header(r, "ETag", etag);
+	api_header(r, "Cache-Control", "private, no-cache");
+	free(s);
+}
+
+/* Cursor: base64url of "<created_at in µs since epoch>/<uuid>". */
+static int
+cursor_decode(const char *c, char *us, size_t uslen, char *id, size_t idlen)
+{
+	unsigned char buf[80];
+	size_t n;
+	char *slash;
+
+	if (strlen(c) > 100 || p25_b64url_decode(buf, sizeof(buf) - 1, c, strlen(c), &n) != 0)
+		return -1;
+	buf[n] = '\0';
+	slash = strchr((char *)buf, '/');
+	if (!slash || (size_t)(slash - (char *)buf) >= uslen || slash == (char *)buf)
+		return -1;
+	*slash = '\0';
+	for (char *q = (char *)buf; *q; q++)
+		if ((*q < '0' || *q > '9') && !(q == (char *)buf && *q == '-'))
+			return -1;
+	if (!p25_uuid_ok(slash + 1) || strlen(slash + 1) >= idlen)
+		return -1;
+	snprintf(us, uslen, "%s", (char *)buf);
+	snprintf(id, idlen, "%s", slash + 1);
+	return 0;
+}
+
+void
+req_list(struct api_req *r, struct p25_db *db)
+{
+	P25_STMT(st, 5,
+	    "SELECT p25_request_summary(r)::text,"
+	    " (extract(epoch FROM r.created_at) * 1000000)::bigint, r.id"
+	    " FROM requests r WHERE r.tenant_id = $1 AND ($2::text IS NULL OR r.status = $2)"
+	    " AND ($3::bigint IS NULL OR (r.created_at, r.id) <"
+	    "      ('epoch'::timestamptz + $3::bigint * interval '1 microsecond', $4::uuid))"
+	    " ORDER BY r.created_at DESC, r.id DESC LIMIT $5");
+	static const char *const states[] = { "pending", "vetting", "approved", "denied",
+		"needs_review", "needs_info", "withdrawn", NULL };
+	struct p25_err err = { 0 };
+	const char *status = api_get_query(r, "status");
+	const char *limit_s = api_get_query(r, "limit");
+	const char *cursor = api_get_query(r, "cursor");
+	char us[24] = "", cid[40] = "", lim[8];
+	long limit = 20;
+	PGresult *res;
+	json_t *o, *items;
+	int i, n;
+
+	if (status) {
+		const char *const *s;
+		for (s = states; *s && strcmp(*s, status) != 0; s++)
+			;
+		if (!*s) {
+			p25_err_field(&err, 400, "invalid_parameter", "status",
+			    "status must be one of pending, vetting, approved, denied, "
+			    "needs_review, needs_info, withdrawn");
+			api_reply_err(r, &err);
+			return;
+		}
+	}
+	if (limit_s) {
+		char *end;
+		limit = strtol(limit_s, &end, 10);
+		if (*end || end == limit_s || limit < 1 || limit > 100) {
+			p25_err_field(&err, 400, "invalid_parameter", "limit",
+				      "limit must be a whole number from 1 to 100");
+			api_reply_err(r, &err);
+			return;
+		}
+	}
+	if (cursor && cursor_decode(cursor, us, sizeof(us), cid, sizeof(cid)) != 0) {
+		p25_err_field(&err, 400, "invalid_cursor", "cursor",
+			      "the cursor is not one this API gave out");
+		api_reply_err(r, &err);
+		return;
+	}
+	snprintf(lim, sizeof(lim), "%ld", limit + 1);
+	if (api_begin(r, db, &err) != 0) {
+		api_reply_err(r, &err);
+		return;
+	}
+	{
+		const char *p[5] = { r->who.tenant, status, cursor ? us : NULL,
+				     cursor ? cid : NULL, lim };
+		res = p25_db_exec(db, &st, p, &err);
+	}
+	p25_db_rollback(db);
+	if (!res) {
+		api_reply_err(r, &err);
+		return;
+	}
+	items = json_array();
+	n = PQntuples(res);
+	for (i = 0; i < n && i < limit; i++)
+		json_array_append_new(items, json_loads(PQgetvalue(res, i, 0), 0, NULL));
+	o = json_pack("{s:o}", "items", items);
+	if (n > limit) {
+		char raw[80];
+		char *enc;
+		snprintf(raw, sizeof(raw), "%s/%s", PQgetvalue(res, limit - 1, 1),
+			 PQgetvalue(res, limit - 1, 2));
+		enc = p25_b64url_encode_alloc((const unsigned char *)raw, strlen(raw));
+		json_object_set_new(o, "next_cursor", enc ? json_string(enc) : json_null());
+		free(enc);
+	} else {
+		json_object_set_new(o, "next_cursor", json_null());
+	}
+	PQclear(res);
+	api_reply_json(r, 200, o);
+	api_header(r, "Cache-Control", "private, no-cache");
+}
+
+/* ------------------------------------------------------------- changes */
+
+/*
+ * Checks If-Match against the request's version, inside the transaction
+ * (the row is locked FOR UPDATE).  Returns the current status in buf, or
+ * -1 with err (404, 412).
+ */
+static int
+request_lock(struct api_req *r, struct p25_db *db, char *status, size_t len,
+	     struct p25_err *err)
+{
+	P25_STMT(st, 2, "SELECT status, version FROM requests WHERE id = $1 AND tenant_id = $2"
+			" FOR UPDATE");
+	const char *p[2] = { r->params[0], r->who.tenant };
+	const char *im = api_get_header(r, "If-Match");
+	PGresult *res = p25_db_exec(db, &st, p, err);
+	char etag[32];
+
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return p25_err_set(err, 404, "not_found", "no such request");
+	}
+	snprintf(status, len, "%s", PQgetvalue(res, 0, 0));
+	snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (im && strcmp(im, "*") != 0 && strcmp(im, etag) != 0) {
+		p25_err_set(err, 412, "precondition_failed",
+			    "the request changed since you read it (ETag %s)", etag);
+		p25_err_hint(err, "read it again and retry");
+		return -1;
+	}
+	return 0;
+}
+
+/* Replies with the request after a change, and commits. */
+static void
+commit_and_reply(struct api_req *r, struct p25_db *db, int status)
+{
+	struct p25_err err = { 0 };
+	char etag[32];
+	char *s = request_load(db, r->params[0], etag, &err);
+
+	if (!s || p25_db_commit(db, &err) != 0) {
+		p25_db_rollback(db);
+		if (!err.status)
+			p25_err_set(&err, 500, "internal", "the request vanished");
+		api_reply_err(r, &err);
+		free(s);
+		return;
+	}
+	api_reply_json_text(r, status, s);
+	api_header(r, "ETag", etag);
+	free(s);
+}
+
+void
+req_withdraw(struct api_req *r, struct p25_db *db)
+{
+	P25_STMT(upd, 1, "UPDATE requests SET status = 'withdrawn', version = version + 1,"
+			 " updated_at = now(), claimed_by = NULL, claimed_until = NULL"
+			 " WHERE id = $1");
+	struct p25_err err = { 0 };
+	const char *p[1] = { r->params[0] };
+	char status[24];
+	json_t *d;
+
+	if (!p25_uuid_ok(r->params[0])) {
+		not_found(r);
+		return;
+	}
+	if (api_begin(r, db, &err) != 0)
+		goto fail;
+	if (request_lock(r, db, status, sizeof(status), &err) != 0)
+		goto fail;
+	if (!strstr(OPEN_STATES, status)) {
+		p25_err_set(&err, 409, "invalid_state",
+			    "a request that is %s can no longer be withdrawn", status);
+		goto fail;
+	}
+	d = json_pack("{s:s}", "from", status);
+	if (p25_db_run(db, &upd, p, &err) != 1 ||
+	    p25_audit(db, r->who.sub, "request.withdraw", "request", r->params[0],
+		      r->who.tenant, d, &err) != 0) {
+		json_decref(d);
+		goto fail;
+	}
+	json_decref(d);
+	commit_and_reply(r, db, 200);
+	return;
+fail:
+	p25_db_rollback(db);
+	api_reply_err(r, &err);
+}
+
+/*
+ * A tenant's answer to needs_info: the message is kept and the request goes
+ * back to pending for a new vetting round.
+ */
+void
+req_message(struct api_req *r, struct p25_db *db)
+{
+	P25_STMT(ins, 4, "INSERT INTO messages (request_id, tenant_id, author, role, body)"
+			 " VALUES ($1, $2, $3, 'tenant', $4)");
+	P25_STMT(upd, 1, "UPDATE requests SET status = 'pending', version = version + 1,"
+			 " vetting_round = vetting_round + 1, updated_at = now()"
+			 " WHERE id = $1 RETURNING vetting_round");
+	static const char *const fields[] = { "body", NULL };
+	struct p25_err err = { 0 };
+	json_t *b = NULL, *job = NULL;
+	const char *text;
+	char status[24];
+	PGresult *res;
+
+	if (!p25_uuid_ok(r->params[0])) {
+		not_found(r);
+		return;
+	}
+	b = api_body_json(r, &err);
+	if (!b)
+		goto reply;
+	input_known_fields(b, fields, &err);
+	text = input_string(b, "body", true, 4000, &err);
+	if (text && (!text[0] || !p25_text_ok(text, 4000)))
+		p25_err_add(&err, "body", "invalid_text",
+			    "must be 1 to 4000 characters without control characters");
+	if (err.errors && json_array_size(err.errors)) {
+		input_validation_failed(&err);
+		goto reply;
+	}
+	if (api_begin(r, db, &err) != 0)
+		goto reply;
+	if (request_lock(r, db, status, sizeof(status), &err) != 0)
+		goto fail;
+	if (strcmp(status, "needs_info") != 0) {
+		p25_err_set(&err, 409, "invalid_state",
+			    "messages answer a request that needs information; this one is %s",
+			    status);
+		goto fail;
+	}
+	{
+		const char *p[4] = { r->params[0], r->who.tenant, r->who.sub, text };
+		const char *q[1] = { r->params[0] };
+		if (p25_db_run(db, &ins, p, &err) != 1)
+			goto fail;
+		res = p25_db_exec(db, &upd, q, &err);
+		if (!res)
+			goto fail;
+		job = json_pack("{s:s, s:i}", "request", r->params[0], "round",
+				(int)strtol(PQgetvalue(res, 0, 0), NULL, 10));
+		PQclear(res);
+	}
+	if (p25_job_enqueue(db, "vet", job, NULL, 0, &err) != 0 ||
+	    p25_audit(db, r->who.sub, "request.answer", "request", r->params[0],
+		      r->who.tenant, NULL, &err) != 0)
+		goto fail;
+	commit_and_reply(r, db, 200);
+	goto out;
+fail:
+	p25_db_rollback(db);
+reply:
+	api_reply_err(r, &err);
+out:
+	json_decref(job);
+	json_decref(b);
+}

@@ -1,0 +1,55 @@
+-- 0003 — how requests look to their callers.
+--
+-- p25_request_json(id) renders one request in the shape of DESIGN.md
+-- ("Shapes: request"): the latest vetting round's checks, the latest
+-- decision, the exemptions it produced and the conversation.  It runs with
+-- the caller's rights, so row-level security decides what it can see: a
+-- tenant asking for another tenant's request gets NULL, exactly like an id
+-- that does not exist.
+
+CREATE FUNCTION p25_request_json(rid uuid) RETURNS jsonb
+    LANGUAGE sql STABLE AS $$
+SELECT jsonb_build_object(
+    'id', r.id,
+    'tenant', r.tenant_id,
+    'status', r.status,
+    'addresses', (SELECT coalesce(jsonb_agg(a.prefix::text ORDER BY a.position), '[]')
+                    FROM request_addresses a WHERE a.request_id = r.id),
+    'use_case', r.use_case,
+    'description', r.description,
+    'sender_domains', to_jsonb(r.sender_domains),
+    'expected_daily_volume', r.expected_daily_volume,
+    'contact_email', r.contact_email,
+    'version', r.version,
+    'created_at', r.created_at,
+    'updated_at', r.updated_at,
+    'checks', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'name', c.name, 'subject', c.subject, 'outcome', c.outcome,
+                    'hint', c.hint, 'evidence', c.evidence) ORDER BY c.id), '[]')
+                 FROM checks c WHERE c.request_id = r.id AND c.round = r.vetting_round),
+    'decision', (SELECT jsonb_build_object(
+                    'decision', d.decision, 'reason_codes', to_jsonb(d.reason_codes),
+                    'message', d.message, 'policy_version', d.policy_version,
+                    'reapply_after', d.reapply_after, 'decided_at', d.created_at)
+                   FROM decisions d WHERE d.request_id = r.id
+                  ORDER BY d.id DESC LIMIT 1),
+    'exemptions', (SELECT coalesce(jsonb_agg(e.id ORDER BY e.created_at), '[]')
+                     FROM exemptions e WHERE e.request_id = r.id),
+    'messages', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'role', m.role, 'body', m.body, 'created_at', m.created_at)
+                    ORDER BY m.id), '[]')
+                   FROM messages m WHERE m.request_id = r.id))
+  FROM requests r WHERE r.id = rid
+$$;
+
+-- the short form used in lists
+CREATE FUNCTION p25_request_summary(r requests) RETURNS jsonb
+    LANGUAGE sql STABLE AS $$
+SELECT jsonb_build_object(
+    'id', r.id, 'tenant', r.tenant_id, 'status', r.status, 'use_case', r.use_case,
+    'addresses', (SELECT coalesce(jsonb_agg(a.prefix::text ORDER BY a.position), '[]')
+                    FROM request_addresses a WHERE a.request_id = r.id),
+    'version', r.version, 'created_at', r.created_at, 'updated_at', r.updated_at)
+$$;
+
+GRANT EXECUTE ON FUNCTION p25_request_json(uuid), p25_request_summary(requests) TO p25_service;
