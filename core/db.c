@@ -32,8 +32,8 @@ db_notice(void *arg, const char *msg)
 struct p25_db *
 p25_db_connect(const char *url, const char *appname, struct p25_err *err)
 {
-	const char *keys[] = { "dbname", "application_name", "connect_timeout", NULL };
-	const char *vals[] = { url, appname ? appname : "p25", "5", NULL };
+	const char *keys[] = { "dbname", "application_name", "connect_timeout", "options", NULL };
+	const char *vals[] = { url, appname ? appname : "p25", "5", "-c TimeZone=UTC", NULL };
 	struct p25_db *db;
 
 	db = calloc(1, sizeof(*db));
