@@ -128,7 +128,8 @@ static const struct {
 	{ "config-doc", cmd_config_doc, "print the configuration table (Markdown)" },
 	{ "dev-token", cmd_dev_token, "--sub S --roles R[,R] [--tenant T] [--ttl S]: a development bearer token" },
 	{ "keys", cmd_keys, "generate | rotate | list: exemption-token signing keys" },
-	{ "token", cmd_token, "verify JWS --jwks FILE: check an exemption token offline" },
+	{ "token", cmd_token, "verify JWS --jwks FILE [--issuer ISS]: check an exemption token offline" },
+	{ "policy", cmd_policy, "check FILE | defaults: validate a vetting policy, print the built-in one" },
 };
 
 static void

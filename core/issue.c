@@ -1,0 +1,229 @@
+/*
+ * issue.c — exemptions, tokens and grant events (see issue.h).
+ *
+ * Claims of a token (DESIGN.md, "Exemption tokens"): iss, sub (tenant), jti
+ * (exemption id), iat, nbf, exp = min(now + P25_TOKEN_TTL, the exemption's
+ * expiry) and p25 {cidr, port 25, proto tcp, dir egress, request, dest?,
+ * rate?}.  The header pins alg EdDSA and typ p25-exemption+jwt.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "p25/audit.h"
+#include "p25/config.h"
+#include "p25/db.h"
+#include "p25/err.h"
+#include "p25/issue.h"
+#include "p25/keys.h"
+
+int
+p25_issuer_init(struct p25_issuer *is, const struct p25_config *cfg, struct p25_err *err)
+{
+	memset(is, 0, sizeof(*is));
+	snprintf(is->iss, sizeof(is->iss), "%s", cfg->token_issuer);
+	is->token_ttl = cfg->token_ttl;
+	if (!cfg->kek_file[0])
+		return 0;
+	if (p25_kek_load(cfg->kek_file, is->kek, err) != 0)
+		return -1;
+	is->have_kek = true;
+	return 0;
+}
+
+void
+p25_issuer_wipe(struct p25_issuer *is)
+{
+	sodium_memzero(is->kek, sizeof(is->kek));
+	is->have_kek = false;
+}
+
+int
+p25_issue_token(struct p25_db *db, const struct p25_issuer *is, const char *exemption_id,
+		const char *type, struct p25_err *err)
+{
+	P25_STMT(load, 1,
+	    "SELECT e.tenant_id, e.prefix::text, e.request_id, extract(epoch FROM now())::bigint,"
+	    " extract(epoch FROM e.expires_at)::bigint, to_jsonb(e.dest)::text, e.rate"
+	    " FROM exemptions e WHERE e.id = $1 AND e.status = 'active'");
+	P25_STMT(old, 1, "UPDATE tokens SET current = false WHERE exemption_id = $1 AND current");
+	P25_STMT(ins, 6,
+	    "INSERT INTO tokens (exemption_id, tenant_id, kid, jws, issued_at, expires_at)"
+	    " VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint))");
+	P25_STMT(feed, 5,
+	    "WITH e AS (INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, token)"
+	    " VALUES ($1, $2, $3, $4::cidr, $5) RETURNING seq)"
+	    " SELECT pg_notify('p25_feed', seq::text) FROM e");
+	struct p25_signer *signer = NULL;
+	PGresult *res = NULL;
+	json_t *hdr = NULL, *pl = NULL, *scope;
+	char *hj = NULL, *pj = NULL, *jws = NULL;
+	long long now, exp, eexp;
+	char nbuf[24], ebuf[24];
+	int rc = -1;
+
+	if (!is->have_kek)
+		return p25_err_set(err, 503, "no_kek",
+				   "P25_KEK_FILE is not set: exemption tokens cannot be signed");
+	if (p25_signer_load(db, is->kek, &signer, err) != 0)
+		return -1;
+	{
+		const char *p[1] = { exemption_id };
+		res = p25_db_exec(db, &load, p, err);
+	}
+	if (!res)
+		goto out;
+	if (PQntuples(res) != 1) {
+		p25_err_set(err, 409, "exemption_not_active", "the exemption is not active");
+		goto out;
+	}
+	now = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	eexp = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	exp = now + is->token_ttl < eexp ? now + is->token_ttl : eexp;
+	scope = json_pack("{s:s, s:i, s:s, s:s, s:s}", "cidr", PQgetvalue(res, 0, 1),
+			  "port", 25, "proto", "tcp", "dir", "egress",
+			  "request", PQgetvalue(res, 0, 2));
+	if (!PQgetisnull(res, 0, 5))
+		json_object_set_new(scope, "dest", json_loads(PQgetvalue(res, 0, 5), 0, NULL));
+	if (!PQgetisnull(res, 0, 6))
+		json_object_set_new(scope, "rate", json_integer(strtoll(PQgetvalue(res, 0, 6), NULL, 10)));
+	hdr = json_pack("{s:s, s:s, s:s}", "alg", "EdDSA", "typ", "p25-exemption+jwt",
+			"kid", p25_signer_kid(signer));
+	pl = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "iss", is->iss,
+		       "sub", PQgetvalue(res, 0, 0), "jti", exemption_id,
+		       "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)exp,
+		       "p25", scope);
+	hj = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
+	pj = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
+	if (!hj || !pj || p25_signer_sign(signer, hj, pj, &jws) != 0) {
+		p25_err_set(err, 500, "signing_failed", "the token could not be signed");
+		goto out;
+	}
+	snprintf(nbuf, sizeof(nbuf), "%lld", now);
+	snprintf(ebuf, sizeof(ebuf), "%lld", exp);
+	{
+		const char *p1[1] = { exemption_id };
+		const char *p2[6] = { exemption_id, PQgetvalue(res, 0, 0), p25_signer_kid(signer),
+				      jws, nbuf, ebuf };
+		const char *p3[5] = { type, exemption_id, PQgetvalue(res, 0, 0),
+				      PQgetvalue(res, 0, 1), jws };
+		if (p25_db_run(db, &old, p1, err) < 0 || p25_db_run(db, &ins, p2, err) != 1 ||
+		    p25_db_run(db, &feed, p3, err) != 1)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(jws);
+	free(hj);
+	free(pj);
+	json_decref(hdr);
+	json_decref(pl);
+	PQclear(res);
+	p25_signer_free(signer);
+	return rc;
+}
+
+int
+p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id,
+	  const char *tenant, const char *actor, const struct p25_issue_opts *o,
+	  json_t **ids, struct p25_err *err)
+{
+	P25_STMT(prefixes, 3,
+	    "SELECT a.prefix::text FROM request_addresses a WHERE a.request_id = $1"
+	    " AND a.tenant_id = $2"
+	    " AND ($3::cidr[] IS NULL OR a.prefix = ANY($3::cidr[])) ORDER BY a.position");
+	P25_STMT(supersede, 3,
+	    "WITH old AS (UPDATE exemptions SET status = 'revoked', updated_at = now(),"
+	    "   status_reason = 'superseded by request ' || $3"
+	    "   WHERE tenant_id = $1 AND prefix = $2::cidr AND status IN ('active', 'suspended')"
+	    "   RETURNING id, tenant_id, prefix),"
+	    " ev AS (INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, reason)"
+	    "   SELECT 'revoke', id, tenant_id, prefix, 'superseded' FROM old RETURNING seq)"
+	    " SELECT pg_notify('p25_feed', seq::text) FROM ev");
+	P25_STMT(ins, 6,
+	    "INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at, dest, rate)"
+	    " VALUES ($1, $2, $3::cidr, now() + $4::integer * interval '1 day',"
+	    " (SELECT array_agg(x::cidr) FROM jsonb_array_elements_text($5::jsonb) x), $6::integer)"
+	    " RETURNING id");
+	PGresult *res = NULL;
+	json_t *out = json_array(), *d = NULL;
+	char days[16], rate[24], *pfx = NULL, *dest = NULL;
+	int i, rc = -1;
+
+	if (!is->have_kek) {
+		p25_err_set(err, 503, "no_kek",
+			    "P25_KEK_FILE is not set: exemption tokens cannot be signed");
+		goto done;
+	}
+	if (o->prefixes) {
+		size_t k, used = 1;
+		size_t cap = 3 + json_array_size(o->prefixes) * 64;
+		pfx = malloc(cap);
+		if (!pfx)
+			goto oom;
+		pfx[0] = '{';
+		for (k = 0; k < json_array_size(o->prefixes); k++) {
+			int n = snprintf(pfx + used, cap - used, "%s%s", k ? "," : "",
+			    json_string_value(json_array_get(o->prefixes, k)));
+			if (n < 0 || (size_t)n >= cap - used)
+				goto oom;
+			used += (size_t)n;
+		}
+		snprintf(pfx + used, cap - used, "}");
+	}
+	if (o->dest)
+		dest = json_dumps(o->dest, JSON_COMPACT);
+	snprintf(days, sizeof(days), "%d", o->expires_days);
+	snprintf(rate, sizeof(rate), "%ld", o->rate);
+	{
+		const char *p[3] = { request_id, tenant, pfx };
+		res = p25_db_exec(db, &prefixes, p, err);
+	}
+	if (!res)
+		goto done;
+	if (PQntuples(res) == 0) {
+		p25_err_set(err, 422, "no_prefixes", "none of the named prefixes is in the request");
+		goto done;
+	}
+	for (i = 0; i < PQntuples(res); i++) {
+		const char *cidr = PQgetvalue(res, i, 0);
+		const char *ps[3] = { tenant, cidr, request_id };
+		const char *pi[6] = { tenant, request_id, cidr, days, dest, o->rate > 0 ? rate : NULL };
+		bool found;
+		char *id;
+
+		if (p25_db_run(db, &supersede, ps, err) < 0)
+			goto done;
+		id = p25_db_text(db, &ins, pi, &found, err);
+		if (!id)
+			goto done;
+		d = json_pack("{s:s, s:s, s:s, s:i}", "request", request_id, "cidr", cidr,
+			      "actor_role", strncmp(actor, "system:", 7) == 0 ? "policy" : "reviewer",
+			      "expires_in_days", o->expires_days);
+		if (p25_issue_token(db, is, id, "grant", err) != 0 ||
+		    p25_audit(db, actor, "exemption.grant", "exemption", id, tenant, d, err) != 0) {
+			free(id);
+			goto done;
+		}
+		json_decref(d);
+		d = NULL;
+		json_array_append_new(out, json_string(id));
+		free(id);
+	}
+	rc = 0;
+	goto done;
+oom:
+	p25_err_set(err, 503, "out_of_memory", "out of memory");
+done:
+	json_decref(d);
+	PQclear(res);
+	free(pfx);
+	free(dest);
+	if (rc == 0 && ids)
+		*ids = out;
+	else
+		json_decref(out);
+	return rc;
+}

@@ -1,0 +1,1057 @@
+/*
+ * vetting.c — the checks (see vetting.h).
+ *
+ * DNS checks run in two phases on one resolver:
+ *   1. every DNSBL query (each host of each prefix in each zone, plus the
+ *      RFC 5782 test entries of each zone), every PTR query and every DMARC
+ *      query is started at once; PTR answers start their forward (A/AAAA)
+ *      queries and DNSBL listings their TXT query from the callbacks; one
+ *      p25_dns_wait() drives them all;
+ *   2. SPF is evaluated per sender domain and address, following include,
+ *      redirect, a and mx with the RFC 7208 limit of 10 lookups.
+ * Hosts: an IPv4 prefix is checked address by address (requests are at
+ * most /24 by default); an IPv6 prefix at its first address, the
+ * granularity DNSBLs list IPv6 at.
+ */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <ctype.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ares.h>
+#include <jansson.h>
+
+#include "p25/config.h"
+#include "p25/dns.h"
+#include "p25/err.h"
+#include "p25/ipaddr.h"
+#include "p25/validate.h"
+#include "p25/vetting.h"
+
+#define MAX_HOSTS_V4 256
+#define MAX_PTR_NAMES 5
+#define MAX_ZONES 8
+
+/* ------------------------------------------------------------- checks */
+
+static const char *const outcome_names[] = { "pass", "warn", "fail", "error" };
+
+const char *
+p25_outcome_str(enum p25_outcome o)
+{
+	return outcome_names[o];
+}
+
+void
+p25_checks_free(struct p25_checks *c)
+{
+	int i;
+
+	for (i = 0; i < c->n; i++)
+		json_decref(c->v[i].evidence);
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+struct p25_check *
+p25_checks_add(struct p25_checks *c, const char *name, const char *subject,
+	       enum p25_outcome o, const char *code, const char *hint)
+{
+	struct p25_check *k;
+
+	if (c->n == c->cap) {
+		int cap = c->cap ? c->cap * 2 : 16;
+		struct p25_check *nv = realloc(c->v, (size_t)cap * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		c->v = nv;
+		c->cap = cap;
+	}
+	k = &c->v[c->n++];
+	memset(k, 0, sizeof(*k));
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	snprintf(k->subject, sizeof(k->subject), "%s", subject);
+	k->outcome = o;
+	snprintf(k->code, sizeof(k->code), "%s", code ? code : "");
+	snprintf(k->hint, sizeof(k->hint), "%s", hint ? hint : "");
+	k->evidence = json_object();
+	return k;
+}
+
+json_t *
+p25_checks_json(const struct p25_checks *c)
+{
+	json_t *a = json_array();
+	int i;
+
+	for (i = 0; i < c->n; i++) {
+		const struct p25_check *k = &c->v[i];
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s*, s:s, s:O}",
+		    "name", k->name, "subject", k->subject,
+		    "outcome", outcome_names[k->outcome],
+		    "code", k->code[0] ? k->code : NULL, "hint", k->hint,
+		    "evidence", k->evidence));
+	}
+	return a;
+}
+
+/* -------------------------------------------------------------- hosts */
+
+struct host {
+	struct p25_prefix addr;		/* /32 or /128 */
+	char text[P25_PREFIX_STRLEN];	/* without the length */
+	int prefix_idx;
+	/* rDNS */
+	int ptr_status;
+	char ptr[MAX_PTR_NAMES][256];
+	bool ptr_valid[MAX_PTR_NAMES];
+	int nptr;
+	bool confirmed;
+	int fwd_errors;
+};
+
+static void
+host_text(struct host *h)
+{
+	p25_prefix_format(&h->addr, h->text, sizeof(h->text));
+	h->text[strcspn(h->text, "/")] = '\0';
+}
+
+/* Expands the prefixes into the hosts to check; returns the count. */
+static int
+hosts_expand(const struct p25_prefix *addrs, int n, struct host **out)
+{
+	int i, total = 0, k = 0;
+	struct host *h;
+
+	for (i = 0; i < n; i++)
+		total += addrs[i].family == AF_INET && addrs[i].len >= 24
+			 ? 1 << (32 - addrs[i].len) : 1;
+	h = calloc((size_t)total, sizeof(*h));
+	if (!h)
+		return -1;
+	for (i = 0; i < n; i++) {
+		int count = addrs[i].family == AF_INET && addrs[i].len >= 24
+			    ? 1 << (32 - addrs[i].len) : 1;
+		int j;
+		for (j = 0; j < count; j++) {
+			struct host *x = &h[k++];
+			x->addr = addrs[i];
+			x->addr.len = addrs[i].family == AF_INET ? 32 : 128;
+			if (addrs[i].family == AF_INET)
+				x->addr.addr[3] = (unsigned char)(addrs[i].addr[3] + j);
+			x->prefix_idx = i;
+			host_text(x);
+		}
+	}
+	*out = h;
+	return total;
+}
+
+/* --------------------------------------------------------------- DNSBL */
+
+struct bl_query {
+	struct bl_state *st;
+	struct host *host;	/* NULL for the zone's RFC 5782 test entries */
+	int zone;
+	bool test_listed_expected;
+	int status;
+	char codes[8][20];	/* "127.0.0.2" */
+	int ncodes;
+	char txt[512];
+	struct p25_dns *dns;
+	char qname[P25_QNAME_MAX];
+};
+
+struct bl_state {
+	char zones[MAX_ZONES][256];
+	int nzones;
+	bool zone_broken[MAX_ZONES];
+	char zone_why[MAX_ZONES][128];
+};
+
+static void
+txt_join(const unsigned char *abuf, int alen, char *out, size_t outlen)
+{
+	struct ares_txt_ext *txt = NULL, *t;
+	size_t used = 0;
+
+	out[0] = '\0';
+	if (ares_parse_txt_reply_ext(abuf, alen, &txt) != ARES_SUCCESS)
+		return;
+	for (t = txt; t; t = t->next) {
+		size_t n = t->length;
+		if (t->record_start && used > 0 && used < outlen - 1)
+			out[used++] = ' ';
+		if (n > outlen - 1 - used)
+			n = outlen - 1 - used;
+		memcpy(out + used, t->txt, n);
+		used += n;
+	}
+	out[used] = '\0';
+	/* keep it printable: DNS text is untrusted */
+	for (size_t i = 0; i < used; i++)
+		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] == 0x7f)
+			out[i] = '?';
+	ares_free_data(txt);
+}
+
+static void
+bl_txt_answer(void *arg, int status, const unsigned char *abuf, int alen)
+{
+	struct bl_query *q = arg;
+
+	if (status == ARES_SUCCESS)
+		txt_join(abuf, alen, q->txt, sizeof(q->txt));
+}
+
+static void
+bl_answer(void *arg, int status, const unsigned char *abuf, int alen)
+{
+	struct bl_query *q = arg;
+	struct ares_addrttl ttls[8];
+	int n = 8, i;
+
+	q->status = status;
+	if (status != ARES_SUCCESS)
+		return;
+	if (ares_parse_a_reply(abuf, alen, NULL, ttls, &n) != ARES_SUCCESS) {
+		q->status = ARES_EBADRESP;
+		return;
+	}
+	for (i = 0; i < n && q->ncodes < 8; i++)
+		inet_ntop(AF_INET, &ttls[i].ipaddr, q->codes[q->ncodes++], sizeof(q->codes[0]));
+	if (q->host && q->ncodes > 0)
+		p25_dns_query(q->dns, q->qname, ns_t_txt, bl_txt_answer, q);
+}
+
+/* Reason code for one return code of a ZEN-style list. */
+static const char *
+bl_code(const char *a, const char **list)
+{
+	unsigned b1, b2, b3, b4;
+
+	*list = "unknown";
+	if (sscanf(a, "%u.%u.%u.%u", &b1, &b2, &b3, &b4) != 4 || b1 != 127)
+		return "dnsbl_error";
+	if (b2 == 255 && b3 == 255) {
+		*list = "error answer";
+		return "dnsbl_error";
+	}
+	if (b2 != 0 || b3 != 0)
+		return "dnsbl_other";
+	switch (b4) {
+	case 2: *list = "SBL"; return "dnsbl_sbl";
+	case 3: *list = "CSS"; return "dnsbl_css";
+	case 4: case 5: case 6: case 7: *list = "XBL"; return "dnsbl_xbl";
+	case 9: *list = "DROP"; return "dnsbl_drop";
+	case 10: case 11: *list = "PBL"; return "dnsbl_pbl";
+	default: return "dnsbl_other";
+	}
+}
+
+static const char *
+bl_hint(const char *code, const char *zone)
+{
+	if (strcmp(code, "dnsbl_pbl") == 0)
+		return "the address is in end-user space (PBL); ask your provider to mark it as a "
+		       "mail server or use a static address";
+	if (strcmp(code, "dnsbl_error") == 0)
+		return "the blocklist could not be asked; a reviewer will look, or ask for a "
+		       "recheck later";
+	return "the address is listed for abuse: find and fix the cause (open relay, "
+	       "compromised host, spam), request delisting, then ask for a recheck";
+}
+
+/* ----------------------------------------------------------------- rDNS */
+
+struct fwd_query {
+	struct host *host;
+};
+
+static void
+fwd_answer(void *arg, int status, const unsigned char *abuf, int alen)
+{
+	struct host *h = arg;
+	int i, n;
+
+	if (status != ARES_SUCCESS) {
+		if (!p25_dns_status_absent(status))
+			h->fwd_errors++;
+		return;
+	}
+	if (h->addr.family == AF_INET) {
+		struct ares_addrttl t[16];
+		n = 16;
+		if (ares_parse_a_reply(abuf, alen, NULL, t, &n) != ARES_SUCCESS)
+			return;
+		for (i = 0; i < n; i++)
+			if (memcmp(&t[i].ipaddr, h->addr.addr, 4) == 0)
+				h->confirmed = true;
+	} else {
+		struct ares_addr6ttl t[16];
+		n = 16;
+		if (ares_parse_aaaa_reply(abuf, alen, NULL, t, &n) != ARES_SUCCESS)
+			return;
+		for (i = 0; i < n; i++)
+			if (memcmp(&t[i].ip6addr, h->addr.addr, 16) == 0)
+				h->confirmed = true;
+	}
+}
+
+struct ptr_ctx {
+	struct host *host;
+	struct p25_dns *dns;
+};
+
+static void
+ptr_answer(void *arg, int status, const unsigned char *abuf, int alen)
+{
+	struct ptr_ctx *c = arg;
+	struct host *h = c->host;
+	struct hostent *he = NULL;
+	int i;
+
+	h->ptr_status = status;
+	if (status != ARES_SUCCESS)
+		return;
+	if (ares_parse_ptr_reply(abuf, alen, h->addr.addr,
+				 h->addr.family == AF_INET ? 4 : 16, h->addr.family,
+				 &he) != ARES_SUCCESS || !he) {
+		h->ptr_status = ARES_EBADRESP;
+		return;
+	}
+	if (he->h_name) {
+		snprintf(h->ptr[0], sizeof(h->ptr[0]), "%s", he->h_name);
+		h->nptr = 1;
+	}
+	for (i = 0; he->h_aliases && he->h_aliases[i] && h->nptr < MAX_PTR_NAMES; i++)
+		snprintf(h->ptr[h->nptr++], sizeof(h->ptr[0]), "%s", he->h_aliases[i]);
+	ares_free_hostent(he);
+	for (i = 0; i < h->nptr; i++) {
+		size_t k;
+		/* untrusted text: anything outside host-name syntax is refused, and
+		 * kept only as an inert string in the evidence */
+		h->ptr_valid[i] = p25_domain_ok(h->ptr[i]);
+		for (k = 0; h->ptr[i][k]; k++)
+			if ((unsigned char)h->ptr[i][k] < 0x20 || (unsigned char)h->ptr[i][k] >= 0x7f)
+				h->ptr[i][k] = '?';
+		if (h->ptr_valid[i])
+			p25_dns_query(c->dns, h->ptr[i],
+				      h->addr.family == AF_INET ? ns_t_a : ns_t_aaaa, fwd_answer, h);
+	}
+}
+
+/* ---------------------------------------------------------------- DMARC */
+
+struct dmarc_query {
+	char domain[256];
+	int status;
+	bool found;
+	char record[512];
+};
+
+static void
+dmarc_answer(void *arg, int status, const unsigned char *abuf, int alen)
+{
+	struct dmarc_query *q = arg;
+	struct ares_txt_ext *txt = NULL, *t;
+
+	q->status = status;
+	if (status != ARES_SUCCESS || ares_parse_txt_reply_ext(abuf, alen, &txt) != ARES_SUCCESS)
+		return;
+	for (t = txt; t; t = t->next)
+		if (t->record_start && t->length >= 8 &&
+		    strncasecmp((const char *)t->txt, "v=DMARC1", 8) == 0) {
+			q->found = true;
+			snprintf(q->record, sizeof(q->record), "%.*s", (int)t->length, t->txt);
+		}
+	for (char *p = q->record; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = '?';
+	ares_free_data(txt);
+}
+
+/* ------------------------------------------------------------------ SPF */
+
+enum spf_result { SPF_NONE, SPF_NEUTRAL, SPF_PASS, SPF_FAIL, SPF_SOFTFAIL,
+		  SPF_TEMPERROR, SPF_PERMERROR };
+static const char *const spf_names[] = { "none", "neutral", "pass", "fail", "softfail",
+					 "temperror", "permerror" };
+
+struct sync_answer {
+	int status;
+	unsigned char *abuf;
+	int alen;
+};
+
+static void
+sync_cb(void *arg, int status, const unsigned char *abuf, int alen)
+{
+	struct sync_answer *s = arg;
+
+	s->status = status;
+	if (status == ARES_SUCCESS && abuf && alen > 0) {
+		s->abuf = malloc((size_t)alen);
+		if (s->abuf) {
+			memcpy(s->abuf, abuf, (size_t)alen);
+			s->alen = alen;
+		}
+	}
+}
+
+/* One query, waited for. */
+static int
+sync_query(struct p25_dns *dns, const char *name, int type, struct sync_answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->status = ARES_ETIMEOUT;
+	p25_dns_query(dns, name, type, sync_cb, a);
+	p25_dns_wait(dns);
+	return a->status;
+}
+
+/* Does host match name's A/AAAA records, within cidr bits? */
+static int
+spf_match_name(struct p25_dns *dns, const char *name, const struct p25_prefix *host,
+	       int cidr, int *lookups_void)
+{
+	struct sync_answer a;
+	int i, n, match = 0, bits = cidr >= 0 ? cidr : (host->family == AF_INET ? 32 : 128);
+	struct p25_prefix net;
+
+	if (sync_query(dns, name, host->family == AF_INET ? ns_t_a : ns_t_aaaa, &a) != ARES_SUCCESS) {
+		free(a.abuf);
+		if (p25_dns_status_absent(a.status)) {
+			(*lookups_void)++;
+			return 0;
+		}
+		return -1;
+	}
+	memset(&net, 0, sizeof(net));
+	net.family = host->family;
+	net.len = bits;
+	if (host->family == AF_INET) {
+		struct ares_addrttl t[16];
+		n = 16;
+		if (ares_parse_a_reply(a.abuf, a.alen, NULL, t, &n) == ARES_SUCCESS)
+			for (i = 0; i < n && !match; i++) {
+				memcpy(net.addr, &t[i].ipaddr, 4);
+				match = p25_prefix_contains(&net, host) ||
+					(bits == 32 && memcmp(net.addr, host->addr, 4) == 0);
+			}
+	} else {
+		struct ares_addr6ttl t[16];
+		n = 16;
+		if (ares_parse_aaaa_reply(a.abuf, a.alen, NULL, t, &n) == ARES_SUCCESS)
+			for (i = 0; i < n && !match; i++) {
+				memcpy(net.addr, &t[i].ip6addr, 16);
+				match = p25_prefix_contains(&net, host) ||
+					(bits == 128 && memcmp(net.addr, host->addr, 16) == 0);
+			}
+	}
+	free(a.abuf);
+	return match;
+}
+
+/* Masks the host bits of p so p25_prefix_contains can compare. */
+static void
+prefix_mask(struct p25_prefix *p)
+{
+	int max = p->family == AF_INET ? 32 : 128, i;
+
+	for (i = p->len; i < max; i++)
+		p->addr[i / 8] &= (unsigned char)~(0x80 >> (i % 8));
+}
+
+static enum spf_result spf_eval(struct p25_dns *dns, const char *domain,
+				const struct p25_prefix *host, int depth, int *lookups,
+				int *voids, char *record, size_t rlen);
+
+static int
+spf_mechanism(struct p25_dns *dns, const char *mech, const char *domain,
+	      const struct p25_prefix *host, int depth, int *lookups, int *voids,
+	      enum spf_result *sub)
+{
+	char target[256];
+	const char *arg = strchr(mech, ':');
+	const char *slash;
+	int cidr = -1;
+
+	*sub = SPF_NONE;
+	if (strcasecmp(mech, "all") == 0)
+		return 1;
+	if (strncasecmp(mech, "ip4:", 4) == 0 || strncasecmp(mech, "ip6:", 4) == 0) {
+		struct p25_prefix net;
+		struct p25_err e = { 0 };
+		char buf[64];
+		snprintf(buf, sizeof(buf), "%s", mech + 4);
+		if (p25_prefix_parse(buf, &net, &e) != 0) {
+			/* tolerate host bits in SPF ranges: mask them */
+			char *s = strchr(buf, '/');
+			p25_err_clear(&e);
+			if (!s)
+				return -2;
+			*s = '\0';
+			if (p25_prefix_parse(buf, &net, &e) != 0) {
+				p25_err_clear(&e);
+				return -2;
+			}
+			net.len = (int)strtol(s + 1, NULL, 10);
+			prefix_mask(&net);
+		}
+		return net.family == host->family && p25_prefix_contains(&net, host);
+	}
+	slash = strchr(arg ? arg : mech, '/');
+	if (slash) {
+		cidr = (int)strtol(slash + 1, NULL, 10);
+		if (host->family == AF_INET6 && strstr(slash + 1, "//"))
+			cidr = (int)strtol(strstr(slash + 1, "//") + 2, NULL, 10);
+	}
+	if (arg) {
+		size_t len = slash ? (size_t)(slash - arg - 1) : strlen(arg + 1);
+		if (len == 0 || len >= sizeof(target))
+			return -2;
+		memcpy(target, arg + 1, len);
+		target[len] = '\0';
+	} else {
+		snprintf(target, sizeof(target), "%s", domain);
+	}
+	if (strchr(target, '%'))	/* macros are not supported: no match */
+		return 0;
+	if (strncasecmp(mech, "include:", 8) == 0) {
+		enum spf_result r;
+		char rec[8];
+		if (++(*lookups) > 10)
+			return -2;
+		r = spf_eval(dns, target, host, depth + 1, lookups, voids, rec, sizeof(rec));
+		*sub = r;
+		if (r == SPF_PASS)
+			return 1;
+		if (r == SPF_TEMPERROR)
+			return -1;
+		if (r == SPF_PERMERROR || r == SPF_NONE)
+			return -2;
+		return 0;
+	}
+	if (strncasecmp(mech, "a", 1) == 0 && (mech[1] == '\0' || mech[1] == ':' || mech[1] == '/')) {
+		if (++(*lookups) > 10)
+			return -2;
+		return spf_match_name(dns, target, host, cidr, voids);
+	}
+	if (strncasecmp(mech, "mx", 2) == 0 && (mech[2] == '\0' || mech[2] == ':' || mech[2] == '/')) {
+		struct sync_answer a;
+		struct ares_mx_reply *mx = NULL, *m;
+		int k = 0, rc = 0;
+		if (++(*lookups) > 10)
+			return -2;
+		if (sync_query(dns, target, ns_t_mx, &a) != ARES_SUCCESS) {
+			free(a.abuf);
+			if (p25_dns_status_absent(a.status)) {
+				(*voids)++;
+				return 0;
+			}
+			return -1;
+		}
+		if (ares_parse_mx_reply(a.abuf, a.alen, &mx) == ARES_SUCCESS)
+			for (m = mx; m && k < 10 && rc == 0; m = m->next, k++)
+				rc = spf_match_name(dns, m->host, host, cidr, voids);
+		ares_free_data(mx);
+		free(a.abuf);
+		return rc;
+	}
+	if (strncasecmp(mech, "exists:", 7) == 0) {
+		struct sync_answer a;
+		int st;
+		if (++(*lookups) > 10)
+			return -2;
+		st = sync_query(dns, target, ns_t_a, &a);
+		free(a.abuf);
+		return st == ARES_SUCCESS ? 1 : p25_dns_status_absent(st) ? 0 : -1;
+	}
+	if (strncasecmp(mech, "ptr", 3) == 0) {	/* deprecated (RFC 7208 5.5) */
+		if (++(*lookups) > 10)
+			return -2;
+		return 0;
+	}
+	return -2;	/* unknown mechanism */
+}
+
+static enum spf_result
+spf_eval(struct p25_dns *dns, const char *domain, const struct p25_prefix *host,
+	 int depth, int *lookups, int *voids, char *record, size_t rlen)
+{
+	struct sync_answer a;
+	struct ares_txt_ext *txt = NULL, *t;
+	char rec[2048] = "", redirect[256] = "";
+	int nrec = 0;
+	char *save = NULL, *term;
+	enum spf_result res = SPF_NEUTRAL;
+
+	if (depth > 10 || *voids > 2)
+		return SPF_PERMERROR;
+	if (sync_query(dns, domain, ns_t_txt, &a) != ARES_SUCCESS) {
+		free(a.abuf);
+		if (p25_dns_status_absent(a.status)) {
+			(*voids)++;
+			return SPF_NONE;
+		}
+		return SPF_TEMPERROR;
+	}
+	if (ares_parse_txt_reply_ext(a.abuf, a.alen, &txt) == ARES_SUCCESS) {
+		char cur[2048];
+		size_t used = 0;
+		bool in = false;
+		for (t = txt; ; t = t->next) {
+			if (!t || t->record_start) {
+				if (in) {
+					cur[used] = '\0';
+					if (strncasecmp(cur, "v=spf1", 6) == 0 &&
+					    (cur[6] == ' ' || cur[6] == '\0')) {
+						nrec++;
+						snprintf(rec, sizeof(rec), "%s", cur);
+					}
+				}
+				if (!t)
+					break;
+				used = 0;
+				in = true;
+			}
+			size_t n = t->length < sizeof(cur) - 1 - used ? t->length : sizeof(cur) - 1 - used;
+			memcpy(cur + used, t->txt, n);
+			used += n;
+		}
+		ares_free_data(txt);
+	}
+	free(a.abuf);
+	for (char *p = rec; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = '?';
+	if (record)
+		snprintf(record, rlen, "%s", rec);
+	if (nrec == 0)
+		return SPF_NONE;
+	if (nrec > 1)
+		return SPF_PERMERROR;
+	for (term = strtok_r(rec + 6, " ", &save); term; term = strtok_r(NULL, " ", &save)) {
+		char q = '+';
+		enum spf_result sub;
+		int m;
+
+		if (strncasecmp(term, "redirect=", 9) == 0) {
+			snprintf(redirect, sizeof(redirect), "%s", term + 9);
+			continue;
+		}
+		if (strchr(term, '=') && !strchr(term, ':'))
+			continue;	/* other modifiers (exp=) */
+		if (strchr("+-~?", term[0]))
+			q = *term++;
+		m = spf_mechanism(dns, term, domain, host, depth, lookups, voids, &sub);
+		if (m == -1)
+			return SPF_TEMPERROR;
+		if (m == -2)
+			return SPF_PERMERROR;
+		if (m == 1) {
+			switch (q) {
+			case '-': return SPF_FAIL;
+			case '~': return SPF_SOFTFAIL;
+			case '?': return SPF_NEUTRAL;
+			default: return SPF_PASS;
+			}
+		}
+	}
+	if (redirect[0]) {
+		if (++(*lookups) > 10)
+			return SPF_PERMERROR;
+		res = spf_eval(dns, redirect, host, depth + 1, lookups, voids, NULL, 0);
+		return res == SPF_NONE ? SPF_PERMERROR : res;
+	}
+	return res;
+}
+
+/* ------------------------------------------------------------ the run */
+
+int
+p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
+	    const struct p25_prefix *addrs, int naddrs, json_t *domains,
+	    struct p25_checks *out, struct p25_err *err)
+{
+	struct bl_state st;
+	struct host *hosts = NULL;
+	struct bl_query *bq = NULL;
+	struct ptr_ctx *pc = NULL;
+	struct dmarc_query *dq = NULL;
+	int nhosts, nbq = 0, z, i, p, rc = -1;
+	size_t ndom = domains ? json_array_size(domains) : 0, d;
+	char *zones = strdup(cfg->dnsbl_zones), *save = NULL, *tok;
+
+	memset(&st, 0, sizeof(st));
+	for (tok = zones ? strtok_r(zones, ", ", &save) : NULL; tok && st.nzones < MAX_ZONES;
+	     tok = strtok_r(NULL, ", ", &save))
+		snprintf(st.zones[st.nzones++], sizeof(st.zones[0]), "%s", tok);
+	free(zones);
+
+	nhosts = hosts_expand(addrs, naddrs, &hosts);
+	if (nhosts < 0)
+		goto oom;
+	bq = calloc((size_t)(nhosts + 2) * (size_t)(st.nzones ? st.nzones : 1), sizeof(*bq));
+	pc = calloc((size_t)nhosts, sizeof(*pc));
+	dq = calloc(ndom ? ndom : 1, sizeof(*dq));
+	if (!bq || !pc || !dq)
+		goto oom;
+
+	/* phase 1: everything at once */
+	for (z = 0; z < st.nzones; z++) {
+		static const char *const tests[2] = { "127.0.0.2", "127.0.0.1" };
+		for (i = 0; i < 2; i++) {
+			struct bl_query *q = &bq[nbq++];
+			struct p25_err e = { 0 };
+			struct p25_prefix t;
+			p25_prefix_parse(tests[i], &t, &e);
+			p25_err_clear(&e);
+			q->zone = z;
+			q->test_listed_expected = i == 0;
+			q->dns = dns;
+			q->status = ARES_ETIMEOUT;
+			p25_dnsbl_qname(&t, st.zones[z], q->qname, sizeof(q->qname));
+			p25_dns_query(dns, q->qname, ns_t_a, bl_answer, q);
+		}
+		for (i = 0; i < nhosts; i++) {
+			struct bl_query *q = &bq[nbq++];
+			q->host = &hosts[i];
+			q->zone = z;
+			q->dns = dns;
+			q->status = ARES_ETIMEOUT;
+			if (p25_dnsbl_qname(&hosts[i].addr, st.zones[z], q->qname, sizeof(q->qname)) < 0) {
+				q->status = ARES_EBADNAME;
+				continue;
+			}
+			p25_dns_query(dns, q->qname, ns_t_a, bl_answer, q);
+		}
+	}
+	for (i = 0; i < nhosts; i++) {
+		char qn[P25_QNAME_MAX];
+		pc[i].host = &hosts[i];
+		pc[i].dns = dns;
+		hosts[i].ptr_status = ARES_ETIMEOUT;
+		p25_ptr_qname(&hosts[i].addr, qn, sizeof(qn));
+		p25_dns_query(dns, qn, ns_t_ptr, ptr_answer, &pc[i]);
+	}
+	for (d = 0; d < ndom; d++) {
+		char qn[300];
+		snprintf(dq[d].domain, sizeof(dq[d].domain), "%s",
+			 json_string_value(json_array_get(domains, d)));
+		dq[d].status = ARES_ETIMEOUT;
+		snprintf(qn, sizeof(qn), "_dmarc.%s", dq[d].domain);
+		p25_dns_query(dns, qn, ns_t_txt, dmarc_answer, &dq[d]);
+	}
+	p25_dns_wait(dns);
+
+	/* the zones' own health (RFC 5782 §5) */
+	for (i = 0; i < nbq; i++) {
+		struct bl_query *q = &bq[i];
+		if (q->host)
+			continue;
+		if (q->test_listed_expected && q->status != ARES_SUCCESS) {
+			st.zone_broken[q->zone] = true;
+			snprintf(st.zone_why[q->zone], sizeof(st.zone_why[0]),
+				 "test entry 127.0.0.2 not listed (%s)", p25_dns_status_name(q->status));
+		} else if (!q->test_listed_expected && q->status == ARES_SUCCESS) {
+			st.zone_broken[q->zone] = true;
+			snprintf(st.zone_why[q->zone], sizeof(st.zone_why[0]),
+				 "127.0.0.1 is listed: the list answers for everything");
+		} else if (!q->test_listed_expected && !p25_dns_status_absent(q->status)) {
+			st.zone_broken[q->zone] = true;
+			snprintf(st.zone_why[q->zone], sizeof(st.zone_why[0]),
+				 "test query failed (%s)", p25_dns_status_name(q->status));
+		}
+	}
+
+	/* DNSBL rows: per prefix and zone, one row per reason code found */
+	for (p = 0; p < naddrs; p++) {
+		char ptxt[P25_PREFIX_STRLEN];
+		p25_prefix_format(&addrs[p], ptxt, sizeof(ptxt));
+		for (z = 0; z < st.nzones; z++) {
+			static const char *const codes[] = { "dnsbl_drop", "dnsbl_sbl", "dnsbl_css",
+				"dnsbl_xbl", "dnsbl_other", "dnsbl_pbl", "dnsbl_error" };
+			json_t *listed = json_array(), *errors = json_array();
+			bool any = false;
+			int checked = 0;
+			size_t c;
+			char subject[300];
+
+			snprintf(subject, sizeof(subject), "%.64s in %.200s", ptxt, st.zones[z]);
+			for (i = 0; i < nbq; i++) {
+				struct bl_query *q = &bq[i];
+				int k;
+				if (!q->host || q->zone != z || q->host->prefix_idx != p)
+					continue;
+				checked++;
+				if (st.zone_broken[z] || (q->status != ARES_SUCCESS &&
+				    !p25_dns_status_absent(q->status))) {
+					if (json_array_size(errors) < 16)
+						json_array_append_new(errors, json_pack("{s:s, s:s}",
+						    "address", q->host->text, "error", st.zone_broken[z]
+						    ? st.zone_why[z] : p25_dns_status_name(q->status)));
+					continue;
+				}
+				for (k = 0; k < q->ncodes; k++) {
+					const char *list;
+					const char *code = bl_code(q->codes[k], &list);
+					if (json_array_size(listed) < 64)
+						json_array_append_new(listed, json_pack("{s:s, s:s, s:s, s:s, s:s}",
+						    "address", q->host->text, "answer", q->codes[k],
+						    "list", list, "code", code, "txt", q->txt));
+				}
+			}
+			for (c = 0; c < sizeof(codes) / sizeof(codes[0]); c++) {
+				size_t j;
+				bool found = false;
+				json_t *v;
+				json_array_foreach(listed, j, v)
+					if (strcmp(json_string_value(json_object_get(v, "code")), codes[c]) == 0)
+						found = true;
+				if (strcmp(codes[c], "dnsbl_error") == 0 && json_array_size(errors) > 0)
+					found = true;
+				if (!found)
+					continue;
+				struct p25_check *k = p25_checks_add(out, "dnsbl", subject,
+				    strcmp(codes[c], "dnsbl_error") == 0 ? P25_ERROR
+				    : strcmp(codes[c], "dnsbl_pbl") == 0 ? P25_WARN : P25_FAIL,
+				    codes[c], bl_hint(codes[c], st.zones[z]));
+				if (!k)
+					goto oom;
+				json_object_set_new(k->evidence, "zone", json_string(st.zones[z]));
+				json_object_set_new(k->evidence, "checked", json_integer(checked));
+				json_object_set(k->evidence, "listed", listed);
+				if (json_array_size(errors))
+					json_object_set(k->evidence, "errors", errors);
+				any = true;
+			}
+			if (!any) {
+				struct p25_check *k = p25_checks_add(out, "dnsbl", subject, P25_PASS, NULL,
+								     "not listed");
+				if (!k)
+					goto oom;
+				json_object_set_new(k->evidence, "zone", json_string(st.zones[z]));
+				json_object_set_new(k->evidence, "checked", json_integer(checked));
+			}
+			json_decref(listed);
+			json_decref(errors);
+		}
+	}
+
+	/* rDNS rows: per prefix, one row per reason code */
+	for (p = 0; p < naddrs; p++) {
+		static const struct { const char *code; enum p25_outcome o; const char *hint; } rc_tab[] = {
+			{ "rdns_error", P25_ERROR, "reverse DNS could not be looked up; a reviewer "
+			  "will look, or ask for a recheck later" },
+			{ "rdns_missing", P25_FAIL, "publish a PTR record for the address that names "
+			  "your mail server (ask the provider or use its rDNS setting)" },
+			{ "rdns_invalid", P25_FAIL, "the PTR record is not a valid host name: publish "
+			  "a plain host name such as mail.example.com" },
+			{ "rdns_not_confirmed", P25_FAIL, "the PTR name must resolve back to the "
+			  "address: add an A/AAAA record for it" },
+			{ "rdns_generic", P25_FAIL, "the PTR name looks generic (derived from the "
+			  "address): use a name of your own mail server, e.g. mail.example.com" },
+		};
+		char ptxt[P25_PREFIX_STRLEN];
+		json_t *hj = json_array();
+		bool has[5] = { false };
+		size_t c;
+		bool any = false;
+
+		p25_prefix_format(&addrs[p], ptxt, sizeof(ptxt));
+		for (i = 0; i < nhosts; i++) {
+			struct host *h = &hosts[i];
+			json_t *names = json_array(), *o;
+			bool generic = false, valid = true;
+			int k;
+
+			if (h->prefix_idx != p)
+				continue;
+			for (k = 0; k < h->nptr; k++) {
+				json_array_append_new(names, json_string(h->ptr[k]));
+				if (!h->ptr_valid[k])
+					valid = false;
+				else if (p25_ptr_is_generic(&h->addr, h->ptr[k]))
+					generic = true;
+			}
+			if (h->ptr_status != ARES_SUCCESS && !p25_dns_status_absent(h->ptr_status))
+				has[0] = true;
+			else if (h->ptr_status != ARES_SUCCESS || h->nptr == 0)
+				has[1] = true;
+			else if (!valid && !h->confirmed)
+				has[2] = true;
+			else if (!h->confirmed)
+				has[h->fwd_errors ? 0 : 3] = true;
+			else if (generic)
+				has[4] = true;
+			o = json_pack("{s:s, s:s, s:o, s:b, s:b}", "address", h->text,
+				      "ptr_status", p25_dns_status_name(h->ptr_status), "ptr", names,
+				      "forward_confirmed", h->confirmed, "generic", generic);
+			if (json_array_size(hj) < 32)
+				json_array_append_new(hj, o);
+			else
+				json_decref(o);
+		}
+		for (c = 0; c < 5; c++) {
+			struct p25_check *k;
+			if (!has[c])
+				continue;
+			k = p25_checks_add(out, "rdns", ptxt, rc_tab[c].o, rc_tab[c].code, rc_tab[c].hint);
+			if (!k)
+				goto oom;
+			json_object_set(k->evidence, "hosts", hj);
+			any = true;
+		}
+		if (!any) {
+			struct p25_check *k = p25_checks_add(out, "rdns", ptxt, P25_PASS, NULL,
+			    "reverse DNS is forward-confirmed");
+			if (!k)
+				goto oom;
+			json_object_set(k->evidence, "hosts", hj);
+		}
+		json_decref(hj);
+	}
+
+	/* DMARC rows */
+	for (d = 0; d < ndom; d++) {
+		struct p25_check *k;
+		if (dq[d].found)
+			k = p25_checks_add(out, "dmarc", dq[d].domain, P25_PASS, NULL, "DMARC is published");
+		else if (p25_dns_status_absent(dq[d].status) || dq[d].status == ARES_SUCCESS)
+			k = p25_checks_add(out, "dmarc", dq[d].domain, P25_WARN, "dmarc_missing",
+			    "publish a DMARC record at _dmarc.<domain> (v=DMARC1; p=none at least)");
+		else
+			k = p25_checks_add(out, "dmarc", dq[d].domain, P25_ERROR, "dmarc_error",
+			    "DMARC could not be looked up; ask for a recheck later");
+		if (!k)
+			goto oom;
+		json_object_set_new(k->evidence, "dns", json_string(p25_dns_status_name(dq[d].status)));
+		if (dq[d].record[0])
+			json_object_set_new(k->evidence, "record", json_string(dq[d].record));
+	}
+
+	/* phase 2: SPF per domain and prefix (first host of each prefix) */
+	for (d = 0; d < ndom; d++) {
+		for (p = 0; p < naddrs; p++) {
+			struct p25_prefix h = addrs[p];
+			char subject[300], ptxt[P25_PREFIX_STRLEN], record[512] = "";
+			int lookups = 0, voids = 0;
+			enum spf_result r;
+			struct p25_check *k;
+
+			h.len = h.family == AF_INET ? 32 : 128;
+			p25_prefix_format(&addrs[p], ptxt, sizeof(ptxt));
+			snprintf(subject, sizeof(subject), "%.200s for %.64s", dq[d].domain, ptxt);
+			r = spf_eval(dns, dq[d].domain, &h, 0, &lookups, &voids, record, sizeof(record));
+			switch (r) {
+			case SPF_PASS:
+				k = p25_checks_add(out, "spf", subject, P25_PASS, NULL,
+						   "SPF authorizes the address");
+				break;
+			case SPF_NONE:
+				k = p25_checks_add(out, "spf", subject, P25_WARN, "spf_missing",
+				    "publish an SPF record (v=spf1 ip4:… -all) that names this address");
+				break;
+			case SPF_TEMPERROR:
+				k = p25_checks_add(out, "spf", subject, P25_ERROR, "spf_error",
+				    "SPF could not be evaluated (DNS error); ask for a recheck later");
+				break;
+			case SPF_PERMERROR:
+				k = p25_checks_add(out, "spf", subject, P25_WARN, "spf_fail",
+				    "the SPF record is invalid or needs more than 10 lookups: fix it");
+				break;
+			default:
+				k = p25_checks_add(out, "spf", subject, P25_WARN, "spf_fail",
+				    "SPF does not authorize this address: add it to the record "
+				    "(ip4:/ip6: or an include)");
+				break;
+			}
+			if (!k)
+				goto oom;
+			json_object_set_new(k->evidence, "result", json_string(spf_names[r]));
+			json_object_set_new(k->evidence, "lookups", json_integer(lookups));
+			if (record[0])
+				json_object_set_new(k->evidence, "record", json_string(record));
+		}
+	}
+	rc = 0;
+	goto out;
+oom:
+	p25_err_set(err, 503, "out_of_memory", "out of memory");
+out:
+	free(hosts);
+	free(bq);
+	free(pc);
+	free(dq);
+	return rc;
+}
+
+void
+p25_vet_facts(const struct p25_policy *pol, const struct p25_facts *f,
+	      struct p25_checks *out)
+{
+	struct p25_check *k;
+	char hint[300];
+
+	if (f->not_held[0]) {
+		k = p25_checks_add(out, "ownership", f->not_held, P25_FAIL, "address_not_held",
+		    "these addresses are not in your inventory: request only addresses you hold");
+	} else {
+		k = p25_checks_add(out, "ownership", "addresses", P25_PASS, NULL,
+				   "every address is in your inventory");
+	}
+	if (!f->tenant_known) {
+		p25_checks_add(out, "account", "account", P25_FAIL, "account_unknown",
+			       "the tenant is not registered with p25");
+		return;
+	}
+	if (f->account_age_days < pol->account_min_age_days) {
+		snprintf(hint, sizeof(hint), "the account is %.0f days old; accounts younger than "
+			 "%d days are reviewed by a person", f->account_age_days,
+			 pol->account_min_age_days);
+		k = p25_checks_add(out, "account", "age", P25_FAIL, "account_young", hint);
+	} else {
+		k = p25_checks_add(out, "account", "age", P25_PASS, NULL, "the account is old enough");
+	}
+	if (k)
+		json_object_set_new(k->evidence, "age_days", json_real(f->account_age_days));
+	if (!f->verified)
+		p25_checks_add(out, "account", "verification", P25_FAIL, "account_unverified",
+			       "verify your account (identity and payment) with the provider");
+	else
+		p25_checks_add(out, "account", "verification", P25_PASS, NULL, "the account is verified");
+	if (strcmp(f->standing, "good") != 0) {
+		k = p25_checks_add(out, "account", "standing", P25_FAIL, "account_standing",
+		    "the account is not in good standing; settle it with the provider first");
+		if (k)
+			json_object_set_new(k->evidence, "standing", json_string(f->standing));
+	} else {
+		p25_checks_add(out, "account", "standing", P25_PASS, NULL, "the account is in good standing");
+	}
+	k = NULL;
+	if (f->denials_30d > pol->history_max_denials_30d) {
+		k = p25_checks_add(out, "history", "denials", P25_FAIL, "history_denials",
+				   "several requests were denied recently; a person will review this one");
+	}
+	if (f->abuse_suspensions_90d > 0) {
+		k = p25_checks_add(out, "history", "abuse", P25_FAIL, "history_abuse",
+				   "an exemption of this account was suspended for abuse recently");
+	}
+	if (f->requests_24h > pol->history_max_requests_24h) {
+		k = p25_checks_add(out, "history", "rate", P25_FAIL, "history_rate",
+				   "many requests were filed in the last day");
+	}
+	if (!k)
+		k = p25_checks_add(out, "history", "history", P25_PASS, NULL, "no worrying history");
+	if (k) {
+		json_object_set_new(k->evidence, "denials_30d", json_integer(f->denials_30d));
+		json_object_set_new(k->evidence, "abuse_suspensions_90d",
+				    json_integer(f->abuse_suspensions_90d));
+		json_object_set_new(k->evidence, "requests_24h", json_integer(f->requests_24h));
+	}
+}

@@ -1,0 +1,31 @@
+/*
+ * context.c — the worker's shared, read-only context (see worker.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "p25/err.h"
+#include "worker.h"
+
+struct worker_ctx wctx;
+
+void
+worker_ctx_init(void)
+{
+	struct p25_err err = { 0 };
+
+	p25_config_load_or_exit(&wctx.cfg);
+	if (p25_policy_load(wctx.cfg.policy_file, &wctx.policy, &err) != 0 ||
+	    p25_issuer_init(&wctx.issuer, &wctx.cfg, &err) != 0) {
+		fprintf(stderr, "p25-worker: configuration error: %s%s%s\n", err.detail,
+			err.field[0] ? " at " : "", err.field);
+		exit(P25_EX_CONFIG);
+	}
+}
+
+void
+worker_ctx_free(void)
+{
+	p25_issuer_wipe(&wctx.issuer);
+	p25_config_free(&wctx.cfg);
+}
