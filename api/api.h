@@ -22,6 +22,7 @@
 #include "p25/config.h"
 #include "p25/db.h"
 #include "p25/err.h"
+#include "p25/vetting.h"
 
 struct MHD_Connection;
 struct MHD_Daemon;
@@ -34,6 +35,7 @@ enum {
 	ROUTE_DB = 1 << 1,	/* runs on the database pool */
 	ROUTE_BODY = 1 << 2,	/* takes a request body */
 	ROUTE_DB_OPTIONAL = 1 << 3,	/* handler copes with db == NULL */
+	ROUTE_LONGPOLL = 1 << 4,	/* the feed: may be held until an event (feed.c) */
 };
 
 struct api_route {
@@ -77,8 +79,16 @@ struct api_req {
 	int nhdrs;
 
 	atomic_int stage;	/* see http.c */
+	/* long-poll (ROUTE_LONGPOLL) */
+	long long lp_after;
+	int lp_wait, lp_limit;
+	uint64_t lp_deadline_ns;
+	struct api_req *lp_next, *lp_prev;
 	uint64_t t0_ns;
 };
+
+enum { STAGE_NEW, STAGE_BODY, STAGE_RUNNING, STAGE_READY, STAGE_SENT,
+       STAGE_HELD, STAGE_WOKEN };
 
 struct api_ctx {
 	struct p25_config cfg;
@@ -87,6 +97,7 @@ struct api_ctx {
 	struct MHD_Daemon *daemon;
 	atomic_long inflight;
 	atomic_bool draining;
+	struct p25_policy policy;	/* read-only after start */
 };
 extern struct api_ctx api;
 
@@ -133,6 +144,33 @@ void admin_tenant_get(struct api_req *r, struct p25_db *db);
 void admin_addresses_put(struct api_req *r, struct p25_db *db);
 void admin_addresses_get(struct api_req *r, struct p25_db *db);
 void addr_status(struct api_req *r, struct p25_db *db);
+void req_recheck(struct api_req *r, struct p25_db *db);
+void readiness(struct api_req *r, struct p25_db *db);
+
+void jwks_get(struct api_req *r, struct p25_db *db);
+void enf_snapshot(struct api_req *r, struct p25_db *db);
+void enf_feed(struct api_req *r, struct p25_db *db);
+void enf_ack(struct api_req *r, struct p25_db *db);
+void exm_list(struct api_req *r, struct p25_db *db);
+void exm_get(struct api_req *r, struct p25_db *db);
+void exm_delete(struct api_req *r, struct p25_db *db);
+
+/* feed.c: the LISTEN thread and the held long-polls */
+int feed_start(void);
+void feed_stop(void);
+/* Parses after/wait/limit into r; -1 with the 400 reply set. */
+int feed_parse(struct api_req *r);
+/* Highest feed position known to this process (-1 before the first read). */
+long long feed_latest(void);
+/*
+ * Called from the access handler after suspending r: holds r until an
+ * event after r->lp_after exists or r->lp_wait passes, then resumes it
+ * (stage STAGE_WOKEN).  Returns 1 when that is already true (the caller
+ * resumes it itself), 0 when r is held.
+ */
+int feed_hold(struct api_req *r);
+/* Held long-polls (for /metrics and the benchmark). */
+long feed_held(void);
 
 /* metrics.c */
 void metrics_observe(int route_idx, int status, uint64_t ns);

@@ -33,8 +33,6 @@
 #include "api.h"
 #include "p25/log.h"
 
-enum { STAGE_NEW, STAGE_BODY, STAGE_RUNNING, STAGE_READY, STAGE_SENT };
-
 struct api_ctx api;
 
 long long
@@ -361,6 +359,29 @@ run_on_pool(struct p25_db *db, void *arg)
 	MHD_resume_connection(r->conn);
 }
 
+/* Runs the handler: here when it needs no database, else on the pool. */
+static enum MHD_Result
+dispatch(struct api_req *r)
+{
+	if (!(r->route->flags & ROUTE_DB)) {
+		p25_log_ctx(r->id);
+		r->route->fn(r, NULL);
+		p25_log_ctx(NULL);
+		return queue_reply(r);
+	}
+	atomic_store(&r->stage, STAGE_RUNNING);
+	MHD_suspend_connection(r->conn);
+	if (p25_pool_submit(api.pool, run_on_pool, r) != 0) {
+		struct p25_err err = { 0 };
+		p25_err_set(&err, 503, "overloaded", "all database connections are busy");
+		err.retry_after = 1;
+		api_reply_err(r, &err);
+		atomic_store(&r->stage, STAGE_READY);
+		MHD_resume_connection(r->conn);
+	}
+	return MHD_YES;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	   const char *method, const char *version, const char *upload_data,
@@ -465,25 +486,25 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			    "this call takes no body");
 			return queue_reply(r);
 		}
-		if (!(r->route->flags & ROUTE_DB)) {
-			p25_log_ctx(r->id);
-			r->route->fn(r, NULL);
-			p25_log_ctx(NULL);
-			return queue_reply(r);
+		if (r->route->flags & ROUTE_LONGPOLL) {
+			if (feed_parse(r) != 0)
+				return queue_reply(r);
+			if (r->lp_wait > 0 && !atomic_load(&api.draining) &&
+			    feed_latest() <= r->lp_after) {
+				/* hold it: no thread, no connection while it waits */
+				atomic_store(&r->stage, STAGE_HELD);
+				MHD_suspend_connection(conn);
+				if (feed_hold(r) == 1) {
+					atomic_store(&r->stage, STAGE_WOKEN);
+					MHD_resume_connection(conn);
+				}
+				return MHD_YES;
+			}
 		}
-		atomic_store(&r->stage, STAGE_RUNNING);
-		MHD_suspend_connection(conn);
-		if (p25_pool_submit(api.pool, run_on_pool, r) != 0) {
-			struct p25_err err = { 0 };
-			p25_err_set(&err, 503, "overloaded",
-				    "all database connections are busy");
-			err.retry_after = 1;
-			api_reply_err(r, &err);
-			atomic_store(&r->stage, STAGE_READY);
-			MHD_resume_connection(conn);
-		}
-		return MHD_YES;
+		return dispatch(r);
 	}
+	if (stage == STAGE_WOKEN)
+		return dispatch(r);
 	if (stage == STAGE_READY)
 		return queue_reply(r);
 	/* STAGE_RUNNING: a spurious call while the pool works */
@@ -586,6 +607,7 @@ http_drain_and_stop(int seconds)
 
 	atomic_store(&api.draining, true);
 	MHD_quiesce_daemon(api.daemon);		/* stop accepting */
+	feed_stop();				/* answer the held long-polls now */
 	while (atomic_load(&api.inflight) > 0 && api_mono_ns() < deadline) {
 		struct timespec ts = { 0, 20 * 1000 * 1000 };
 		nanosleep(&ts, NULL);

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "input.h"
 #include "p25/ipaddr.h"
+#include "p25/validate.h"
 
 int
 input_known_fields(json_t *body, const char *const *allowed, struct p25_err *err)
@@ -185,4 +186,34 @@ input_validation_failed(struct p25_err *err)
 		snprintf(err->detail, sizeof(err->detail),
 			 "%zu fields are not acceptable; see errors", n);
 	return -1;
+}
+
+int
+input_domains(json_t *v, const char *field, json_t *out, struct p25_err *err)
+{
+	size_t i;
+	json_t *d;
+	int bad = 0;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) > 20) {
+		p25_err_add(err, field, "invalid_value",
+			    "must be an array of at most 20 domain names");
+		return 1;
+	}
+	json_array_foreach(v, i, d) {
+		char fname[64], name[256];
+		snprintf(fname, sizeof(fname), "%s[%zu]", field, i);
+		if (!json_is_string(d) || json_string_length(d) > 254 ||
+		    !p25_domain_ok(json_string_value(d))) {
+			p25_err_add(err, fname, "invalid_domain", "is not a domain name (example.com)");
+			bad++;
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s", json_string_value(d));
+		p25_domain_normalize(name);
+		json_array_append_new(out, json_string(name));
+	}
+	return bad;
 }

@@ -25,6 +25,9 @@ const char *input_string(json_t *body, const char *field, bool required,
 int input_addresses(json_t *arr, const char *field, int max_entries,
 		    int max_v4, int max_v6, struct p25_prefix *out, int *n,
 		    struct p25_err *err);
+/* Appends the normalized domain names of array v to out; returns the
+ * number of errors added. */
+int input_domains(json_t *v, const char *field, json_t *out, struct p25_err *err);
 /* PostgreSQL array literal of the prefixes ("{81.2.69.5/32,…}"); malloc'd. */
 char *input_cidr_array(const struct p25_prefix *p, int n);
 /* Turns err->errors into the 422 answer; returns -1. */

@@ -76,10 +76,19 @@ main(int argc, char **argv)
 		p25_config_free(&api.cfg);
 		return P25_EX_CONFIG;
 	}
+	if (p25_policy_load(api.cfg.policy_file, &api.policy, &err) != 0) {
+		fprintf(stderr, "p25-api: configuration error: P25_POLICY_FILE: %s %s\n",
+			err.detail, err.field);
+		return P25_EX_CONFIG;
+	}
 	api.pool = p25_pool_new(api.cfg.database_url, (int)api.cfg.db_pool_size,
 				(int)api.cfg.db_queue_max, "p25-api");
 	if (!api.pool) {
 		p25_error("start", "cannot start the database pool");
+		return 1;
+	}
+	if (feed_start() != 0) {
+		p25_error("start", "cannot start the feed listener");
 		return 1;
 	}
 	if (http_start() != 0)

@@ -181,7 +181,6 @@ submission_parse(json_t *b, struct submission *s, struct p25_err *err)
 						   "personal", "other", NULL };
 	const char *const *u;
 	json_t *v;
-	size_t i;
 
 	input_known_fields(b, submit_fields, err);
 	input_addresses(json_object_get(b, "addresses"), "addresses",
@@ -214,28 +213,7 @@ submission_parse(json_t *b, struct submission *s, struct p25_err *err)
 			s->volume = json_integer_value(v);
 	}
 	s->domains = json_array();
-	v = json_object_get(b, "sender_domains");
-	if (v && !json_is_null(v)) {
-		json_t *d;
-		if (!json_is_array(v) || json_array_size(v) > 20) {
-			p25_err_add(err, "sender_domains", "invalid_value",
-				    "must be an array of at most 20 domain names");
-		} else {
-			json_array_foreach(v, i, d) {
-				char field[40], name[256];
-				snprintf(field, sizeof(field), "sender_domains[%zu]", i);
-				if (!json_is_string(d) || json_string_length(d) > 254 ||
-				    !p25_domain_ok(json_string_value(d))) {
-					p25_err_add(err, field, "invalid_domain",
-						    "is not a domain name (example.com)");
-					continue;
-				}
-				snprintf(name, sizeof(name), "%s", json_string_value(d));
-				p25_domain_normalize(name);
-				json_array_append_new(s->domains, json_string(name));
-			}
-		}
-	}
+	input_domains(json_object_get(b, "sender_domains"), "sender_domains", s->domains, err);
 	return err->errors && json_array_size(err->errors) ? -1 : 0;
 }
 

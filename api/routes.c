@@ -18,6 +18,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "/readyz", sys_readyz, 0, ROUTE_PUBLIC | ROUTE_DB | ROUTE_DB_OPTIONAL },
 	{ "GET", "/metrics", metrics_render, 0, ROUTE_PUBLIC | ROUTE_DB | ROUTE_DB_OPTIONAL },
 	{ "GET", "/openapi.yaml", sys_openapi, 0, ROUTE_PUBLIC },
+	{ "GET", "/.well-known/jwks.json", jwks_get, 0, ROUTE_PUBLIC | ROUTE_DB },
 	{ "GET", "/v1/whoami", sys_whoami, 0, 0 },
 	{ "GET", "/", sys_page, 0, ROUTE_PUBLIC },
 	{ "GET", "/static/{file}", sys_static, 0, ROUTE_PUBLIC },
@@ -27,7 +28,17 @@ const struct api_route api_routes[] = {
 	{ "GET", "/v1/requests/{id}", req_get, T, ROUTE_DB },
 	{ "POST", "/v1/requests/{id}/withdraw", req_withdraw, T, ROUTE_DB },
 	{ "POST", "/v1/requests/{id}/messages", req_message, T, ROUTE_DB | ROUTE_BODY },
+	{ "POST", "/v1/requests/{id}/recheck", req_recheck, T, ROUTE_DB },
+	{ "POST", "/v1/readiness", readiness, T, ROUTE_DB | ROUTE_BODY },
 	{ "GET", "/v1/addresses/{ip}", addr_status, T, ROUTE_DB },
+
+	{ "GET", "/v1/exemptions", exm_list, T, ROUTE_DB },
+	{ "GET", "/v1/exemptions/{id}", exm_get, T, ROUTE_DB },
+	{ "DELETE", "/v1/exemptions/{id}", exm_delete, T, ROUTE_DB },
+
+	{ "GET", "/v1/enforcement/snapshot", enf_snapshot, E, ROUTE_DB },
+	{ "GET", "/v1/enforcement/feed", enf_feed, E, ROUTE_DB | ROUTE_LONGPOLL },
+	{ "POST", "/v1/enforcement/ack", enf_ack, E, ROUTE_DB | ROUTE_BODY },
 
 	{ "PUT", "/v1/admin/tenants/{id}", admin_tenant_put, A, ROUTE_DB | ROUTE_BODY },
 	{ "GET", "/v1/admin/tenants/{id}", admin_tenant_get, A, ROUTE_DB },

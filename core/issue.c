@@ -53,9 +53,8 @@ p25_issue_token(struct p25_db *db, const struct p25_issuer *is, const char *exem
 	    "INSERT INTO tokens (exemption_id, tenant_id, kid, jws, issued_at, expires_at)"
 	    " VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint))");
 	P25_STMT(feed, 5,
-	    "WITH e AS (INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, token)"
-	    " VALUES ($1, $2, $3, $4::cidr, $5) RETURNING seq)"
-	    " SELECT pg_notify('p25_feed', seq::text) FROM e");
+	    "INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, token)"
+	    " VALUES ($1, $2, $3, $4::cidr, $5)");
 	struct p25_signer *signer = NULL;
 	PGresult *res = NULL;
 	json_t *hdr = NULL, *pl = NULL, *scope;
@@ -138,10 +137,9 @@ p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id
 	    "WITH old AS (UPDATE exemptions SET status = 'revoked', updated_at = now(),"
 	    "   status_reason = 'superseded by request ' || $3"
 	    "   WHERE tenant_id = $1 AND prefix = $2::cidr AND status IN ('active', 'suspended')"
-	    "   RETURNING id, tenant_id, prefix),"
-	    " ev AS (INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, reason)"
-	    "   SELECT 'revoke', id, tenant_id, prefix, 'superseded' FROM old RETURNING seq)"
-	    " SELECT pg_notify('p25_feed', seq::text) FROM ev");
+	    "   RETURNING id, tenant_id, prefix)"
+	    " INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, reason)"
+	    "   SELECT 'revoke', id, tenant_id, prefix, 'superseded' FROM old");
 	P25_STMT(ins, 6,
 	    "INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at, dest, rate)"
 	    " VALUES ($1, $2, $3::cidr, now() + $4::integer * interval '1 day',"

@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "p25/config.h"
+#include "p25/db.h"
 #include "p25/dns.h"
 #include "p25/err.h"
 #include "p25/ipaddr.h"
@@ -1054,4 +1055,39 @@ p25_vet_facts(const struct p25_policy *pol, const struct p25_facts *f,
 				    json_integer(f->abuse_suspensions_90d));
 		json_object_set_new(k->evidence, "requests_24h", json_integer(f->requests_24h));
 	}
+}
+
+int
+p25_facts_load(struct p25_db *db, const char *tenant, const char *cidrs,
+	       struct p25_facts *f, struct p25_err *err)
+{
+	P25_STMT(st, 2,
+	    "SELECT t.id IS NOT NULL, coalesce(extract(epoch FROM now() - t.account_created_at) / 86400, 0),"
+	    " coalesce(t.verified, false), coalesce(t.standing, 'unknown'),"
+	    " (SELECT count(*) FROM decisions d WHERE d.tenant_id = $1 AND d.decision = 'deny'"
+	    "   AND d.created_at > now() - interval '30 days'),"
+	    " (SELECT count(*) FROM exemptions e WHERE e.tenant_id = $1 AND e.suspensions > 0"
+	    "   AND e.updated_at > now() - interval '90 days'),"
+	    " (SELECT count(*) FROM requests q WHERE q.tenant_id = $1"
+	    "   AND q.created_at > now() - interval '24 hours'),"
+	    " (SELECT string_agg(a::text, ', ') FROM unnest($2::cidr[]) a"
+	    "   WHERE NOT EXISTS (SELECT 1 FROM tenant_addresses h"
+	    "     WHERE h.tenant_id = $1 AND h.prefix >>= a))"
+	    " FROM (SELECT 1) one LEFT JOIN tenants t ON t.id = $1");
+	const char *p[2] = { tenant, cidrs };
+	PGresult *res = p25_db_exec(db, &st, p, err);
+
+	if (!res)
+		return -1;
+	memset(f, 0, sizeof(*f));
+	f->tenant_known = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	f->account_age_days = strtod(PQgetvalue(res, 0, 1), NULL);
+	f->verified = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	snprintf(f->standing, sizeof(f->standing), "%s", PQgetvalue(res, 0, 3));
+	f->denials_30d = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
+	f->abuse_suspensions_90d = (int)strtol(PQgetvalue(res, 0, 5), NULL, 10);
+	f->requests_24h = (int)strtol(PQgetvalue(res, 0, 6), NULL, 10);
+	snprintf(f->not_held, sizeof(f->not_held), "%s", PQgetvalue(res, 0, 7));
+	PQclear(res);
+	return 0;
 }

@@ -182,9 +182,17 @@ CREATE TABLE tokens (
 CREATE UNIQUE INDEX tokens_one_current ON tokens (exemption_id) WHERE current;
 CREATE INDEX tokens_expiry ON tokens (expires_at) WHERE current;
 
--- Append-only: the service may insert and read, never change.
+-- The feed: append-only for the service (insert and read, never change).
+-- seq is the position nodes follow.  It is assigned at commit, under a
+-- transaction-level advisory lock, by a deferred trigger: so seq order is
+-- commit order, and a reader that sees seq N will never later see a new
+-- event below N (a plain sequence value is taken at insert time, and a
+-- transaction that took 10 could commit after one that took 11 — a node
+-- already past 11 would miss 10 forever).  The lock is held only from the
+-- trigger to the end of the commit.
 CREATE TABLE feed_events (
-    seq          bigserial PRIMARY KEY,
+    id           bigserial PRIMARY KEY,
+    seq          bigint UNIQUE,
     type         text NOT NULL CHECK (type IN ('grant', 'renew', 'revoke')),
     exemption_id uuid NOT NULL REFERENCES exemptions(id),
     tenant_id    text NOT NULL,
@@ -194,6 +202,23 @@ CREATE TABLE feed_events (
     created_at   timestamptz NOT NULL DEFAULT now(),
     CHECK ((type = 'revoke') = (token IS NULL))
 );
+CREATE SEQUENCE feed_seq;
+
+CREATE FUNCTION p25_feed_sequence() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    s bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(25025025);
+    s := nextval('feed_seq');
+    UPDATE feed_events SET seq = s WHERE id = NEW.id;
+    PERFORM pg_notify('p25_feed', s::text);
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER feed_events_sequence AFTER INSERT ON feed_events
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION p25_feed_sequence();
+REVOKE ALL ON FUNCTION p25_feed_sequence() FROM PUBLIC;
 
 CREATE TABLE enforcement_nodes (
     node       text PRIMARY KEY CHECK (node ~ '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$'),
@@ -316,7 +341,10 @@ CREATE POLICY tenant_rows ON exemptions USING (p25_visible(tenant_id)) WITH CHEC
 CREATE POLICY tenant_rows ON tokens USING (p25_visible(tenant_id)) WITH CHECK (p25_visible(tenant_id));
 CREATE POLICY tenant_rows ON idempotency_keys USING (p25_visible(tenant_id)) WITH CHECK (p25_visible(tenant_id));
 CREATE POLICY staff_rows ON abuse_reports USING (current_setting('p25.role', true) IN ('staff', 'system'));
-CREATE POLICY staff_rows ON feed_events USING (current_setting('p25.role', true) IN ('staff', 'system'));
+-- staff and system see the whole feed, a tenant the events of its own exemptions
+CREATE POLICY read_rows ON feed_events FOR SELECT USING (p25_visible(tenant_id));
+-- a tenant giving up its own exemption writes the revoke event
+CREATE POLICY write_rows ON feed_events FOR INSERT WITH CHECK (p25_visible(tenant_id));
 -- tenants write audit rows for their own actions and read their own
 CREATE POLICY audit_rows ON audit_log USING (p25_visible(tenant_id))
     WITH CHECK (p25_visible(tenant_id));

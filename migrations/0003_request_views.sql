@@ -52,4 +52,24 @@ SELECT jsonb_build_object(
     'version', r.version, 'created_at', r.created_at, 'updated_at', r.updated_at)
 $$;
 
-GRANT EXECUTE ON FUNCTION p25_request_json(uuid), p25_request_summary(requests) TO p25_service;
+-- an exemption with its current token and how many enforcement nodes have
+-- applied its latest change (acknowledged a feed position at or past it)
+CREATE FUNCTION p25_exemption_json(x exemptions) RETURNS jsonb
+    LANGUAGE sql STABLE AS $$
+SELECT jsonb_build_object(
+    'id', x.id, 'tenant', x.tenant_id, 'request', x.request_id, 'cidr', x.prefix::text,
+    'status', x.status, 'status_reason', x.status_reason, 'expires_at', x.expires_at,
+    'created_at', x.created_at, 'updated_at', x.updated_at,
+    'dest', to_jsonb(x.dest), 'rate', x.rate, 'cooldown_until', x.cooldown_until,
+    'token', (SELECT t.jws FROM tokens t WHERE t.exemption_id = x.id AND t.current
+                AND x.status = 'active' AND t.expires_at > now()),
+    'token_expires_at', (SELECT t.expires_at FROM tokens t WHERE t.exemption_id = x.id
+                           AND t.current AND x.status = 'active'),
+    'applied_nodes', (SELECT count(*) FROM enforcement_nodes n
+                       WHERE n.acked_seq >= (SELECT max(f.seq) FROM feed_events f
+                                              WHERE f.exemption_id = x.id)),
+    'nodes', (SELECT count(*) FROM enforcement_nodes))
+$$;
+
+GRANT EXECUTE ON FUNCTION p25_request_json(uuid), p25_request_summary(requests),
+    p25_exemption_json(exemptions) TO p25_service;

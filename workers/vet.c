@@ -66,41 +66,6 @@ finish_stale(struct p25_job *job, struct p25_db *db, const char *why, struct p25
 }
 
 static int
-facts_load(struct p25_db *db, const char *rid, const char *tenant, struct p25_facts *f,
-	   struct p25_err *err)
-{
-	P25_STMT(st, 2,
-	    "SELECT t.id IS NOT NULL, coalesce(extract(epoch FROM now() - t.account_created_at) / 86400, 0),"
-	    " coalesce(t.verified, false), coalesce(t.standing, 'unknown'),"
-	    " (SELECT count(*) FROM decisions d WHERE d.tenant_id = $2 AND d.decision = 'deny'"
-	    "   AND d.created_at > now() - interval '30 days'),"
-	    " (SELECT count(*) FROM exemptions e WHERE e.tenant_id = $2 AND e.suspensions > 0"
-	    "   AND e.updated_at > now() - interval '90 days'),"
-	    " (SELECT count(*) FROM requests q WHERE q.tenant_id = $2"
-	    "   AND q.created_at > now() - interval '24 hours'),"
-	    " (SELECT string_agg(a.prefix::text, ', ') FROM request_addresses a"
-	    "   WHERE a.request_id = $1 AND NOT EXISTS (SELECT 1 FROM tenant_addresses h"
-	    "     WHERE h.tenant_id = $2 AND h.prefix >>= a.prefix))"
-	    " FROM (SELECT 1) one LEFT JOIN tenants t ON t.id = $2");
-	const char *p[2] = { rid, tenant };
-	PGresult *res = p25_db_exec(db, &st, p, err);
-
-	if (!res)
-		return -1;
-	memset(f, 0, sizeof(*f));
-	f->tenant_known = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	f->account_age_days = strtod(PQgetvalue(res, 0, 1), NULL);
-	f->verified = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-	snprintf(f->standing, sizeof(f->standing), "%s", PQgetvalue(res, 0, 3));
-	f->denials_30d = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
-	f->abuse_suspensions_90d = (int)strtol(PQgetvalue(res, 0, 5), NULL, 10);
-	f->requests_24h = (int)strtol(PQgetvalue(res, 0, 6), NULL, 10);
-	snprintf(f->not_held, sizeof(f->not_held), "%s", PQgetvalue(res, 0, 7));
-	PQclear(res);
-	return 0;
-}
-
-static int
 checks_store(struct p25_db *db, const char *rid, const char *tenant, const char *round,
 	     const struct p25_checks *c, struct p25_err *err)
 {
@@ -119,6 +84,29 @@ checks_store(struct p25_db *db, const char *rid, const char *tenant, const char 
 	free(aj);
 	json_decref(a);
 	return n == c->n ? 0 : -1;
+}
+
+/* The prefixes (JSON array of CIDR text) as a cidr[] literal. */
+static char *
+input_cidrs(json_t *plist)
+{
+	size_t i, cap = 3 + (plist ? json_array_size(plist) : 0) * 64, used = 1;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	s[0] = '{';
+	for (i = 0; plist && i < json_array_size(plist); i++) {
+		int n = snprintf(s + used, cap - used, "%s%s", i ? "," : "",
+				 json_string_value(json_array_get(plist, i)));
+		if (n < 0 || (size_t)n >= cap - used) {
+			free(s);
+			return NULL;
+		}
+		used += (size_t)n;
+	}
+	snprintf(s + used, cap - used, "}");
+	return s;
 }
 
 int
@@ -225,8 +213,13 @@ p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 	}
 	PQclear(res);
 	res = NULL;
-	if (facts_load(db, rid, tenant, &facts, err) != 0)
-		goto rollback;
+	{
+		char *cidrs = input_cidrs(plist);
+		int frc = cidrs ? p25_facts_load(db, tenant, cidrs, &facts, err) : -1;
+		free(cidrs);
+		if (frc != 0)
+			goto rollback;
+	}
 	p25_vet_facts(&wctx.policy, &facts, &checks);
 	p25_policy_decide(&wctx.policy, &checks, &dec);
 	{

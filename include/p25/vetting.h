@@ -71,6 +71,12 @@ struct p25_facts {
 	char not_held[512];	/* comma-separated addresses outside the inventory */
 };
 
+struct p25_db;
+/* Reads the facts of tenant for the addresses in cidrs (a PostgreSQL
+ * cidr[] literal), inside the caller's transaction. */
+int p25_facts_load(struct p25_db *db, const char *tenant, const char *cidrs,
+		   struct p25_facts *f, struct p25_err *err);
+
 struct p25_policy;
 void p25_vet_facts(const struct p25_policy *pol, const struct p25_facts *f,
 		   struct p25_checks *out);
