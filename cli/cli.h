@@ -16,5 +16,6 @@ const char *cli_opt(int argc, char **argv, const char *name);
 int cmd_keys(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

@@ -129,6 +129,7 @@ static const struct {
 	{ "dev-token", cmd_dev_token, "--sub S --roles R[,R] [--tenant T] [--ttl S]: a development bearer token" },
 	{ "keys", cmd_keys, "generate | rotate | list: exemption-token signing keys" },
 	{ "token", cmd_token, "verify JWS --jwks FILE [--issuer ISS]: check an exemption token offline" },
+	{ "audit", cmd_audit, "verify | seal: walk the audit hash chain and report the first broken link" },
 	{ "policy", cmd_policy, "check FILE | defaults: validate a vetting policy, print the built-in one" },
 };
 

@@ -25,4 +25,11 @@ void worker_ctx_free(void);
 /* "vet": vets one request round (workers/vet.c). */
 int p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err);
 
+/* periodic kinds and their ticker (workers/maintain.c) */
+int p25_job_renew(struct p25_job *job, struct p25_db *db, struct p25_err *err);
+int p25_job_expire(struct p25_job *job, struct p25_db *db, struct p25_err *err);
+int p25_job_audit_seal(struct p25_job *job, struct p25_db *db, struct p25_err *err);
+int worker_ticker_start(void);
+void worker_ticker_stop(void);
+
 #endif
