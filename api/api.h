@@ -147,6 +147,14 @@ void addr_status(struct api_req *r, struct p25_db *db);
 void req_recheck(struct api_req *r, struct p25_db *db);
 void readiness(struct api_req *r, struct p25_db *db);
 
+void review_queue(struct api_req *r, struct p25_db *db);
+void review_get(struct api_req *r, struct p25_db *db);
+void review_claim(struct api_req *r, struct p25_db *db);
+void review_decide(struct api_req *r, struct p25_db *db);
+void exm_revoke(struct api_req *r, struct p25_db *db);
+void exm_reinstate(struct api_req *r, struct p25_db *db);
+void audit_list(struct api_req *r, struct p25_db *db);
+void deliveries_list(struct api_req *r, struct p25_db *db);
 void jwks_get(struct api_req *r, struct p25_db *db);
 void enf_snapshot(struct api_req *r, struct p25_db *db);
 void enf_feed(struct api_req *r, struct p25_db *db);

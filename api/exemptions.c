@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "p25/audit.h"
+#include "p25/notify.h"
 #include "p25/validate.h"
 
 void
@@ -114,7 +115,9 @@ exm_delete(struct api_req *r, struct p25_db *db)
 		goto fail;
 	}
 	if (p25_audit(db, r->who.sub, "exemption.relinquish", "exemption", r->params[0],
-		      r->who.tenant, NULL, &err) != 0)
+		      r->who.tenant, NULL, &err) != 0 ||
+	    p25_notify(db, r->who.tenant, "exemption.status", r->params[0], "revoked",
+		       "relinquished", &err) != 0)
 		goto fail;
 	s = p25_db_text(db, &exm_one, p, NULL, &err);
 	if (!s || p25_db_commit(db, &err) != 0)

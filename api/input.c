@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "input.h"
+#include "p25/b64.h"
 #include "p25/ipaddr.h"
 #include "p25/validate.h"
 
@@ -217,3 +218,43 @@ input_domains(json_t *v, const char *field, json_t *out, struct p25_err *err)
 	}
 	return bad;
 }
+
+/* Cursor: base64url of "<created_at in µs since epoch>/<uuid>". */
+int
+api_cursor_decode(const char *c, char *us, size_t uslen, char *id, size_t idlen)
+{
+	unsigned char buf[80];
+	size_t n;
+	char *slash;
+
+	if (strlen(c) > 100 || p25_b64url_decode(buf, sizeof(buf) - 1, c, strlen(c), &n) != 0)
+		return -1;
+	buf[n] = '\0';
+	slash = strchr((char *)buf, '/');
+	if (!slash || (size_t)(slash - (char *)buf) >= uslen || slash == (char *)buf)
+		return -1;
+	*slash = '\0';
+	for (char *q = (char *)buf; *q; q++)
+		if ((*q < '0' || *q > '9') && !(q == (char *)buf && *q == '-'))
+			return -1;
+	if (!p25_uuid_ok(slash + 1) || strlen(slash + 1) >= idlen)
+		return -1;
+	snprintf(us, uslen, "%s", (char *)buf);
+	snprintf(id, idlen, "%s", slash + 1);
+	return 0;
+}
+
+json_t *
+api_cursor_encode(const char *us, const char *id)
+{
+	char raw[80];
+	char *enc;
+	json_t *v;
+
+	snprintf(raw, sizeof(raw), "%s/%s", us, id);
+	enc = p25_b64url_encode_alloc((const unsigned char *)raw, strlen(raw));
+	v = enc ? json_string(enc) : json_null();
+	free(enc);
+	return v;
+}
+

@@ -28,6 +28,9 @@ int input_addresses(json_t *arr, const char *field, int max_entries,
 /* Appends the normalized domain names of array v to out; returns the
  * number of errors added. */
 int input_domains(json_t *v, const char *field, json_t *out, struct p25_err *err);
+/* Opaque list cursors: "<µs since the epoch>/<uuid>" in base64url. */
+int api_cursor_decode(const char *c, char *us, size_t uslen, char *id, size_t idlen);
+json_t *api_cursor_encode(const char *us, const char *id);
 /* PostgreSQL array literal of the prefixes ("{81.2.69.5/32,…}"); malloc'd. */
 char *input_cidr_array(const struct p25_prefix *p, int n);
 /* Turns err->errors into the 422 answer; returns -1. */

@@ -25,6 +25,7 @@
 #include "p25/ipaddr.h"
 #include "p25/jobs.h"
 #include "p25/log.h"
+#include "p25/notify.h"
 #include "p25/validate.h"
 
 #define OPEN_STATES "{pending,vetting,needs_review,needs_info}"
@@ -415,31 +416,6 @@ req_get(struct api_req *r, struct p25_db *db)
 	free(s);
 }
 
-/* Cursor: base64url of "<created_at in µs since epoch>/<uuid>". */
-static int
-cursor_decode(const char *c, char *us, size_t uslen, char *id, size_t idlen)
-{
-	unsigned char buf[80];
-	size_t n;
-	char *slash;
-
-	if (strlen(c) > 100 || p25_b64url_decode(buf, sizeof(buf) - 1, c, strlen(c), &n) != 0)
-		return -1;
-	buf[n] = '\0';
-	slash = strchr((char *)buf, '/');
-	if (!slash || (size_t)(slash - (char *)buf) >= uslen || slash == (char *)buf)
-		return -1;
-	*slash = '\0';
-	for (char *q = (char *)buf; *q; q++)
-		if ((*q < '0' || *q > '9') && !(q == (char *)buf && *q == '-'))
-			return -1;
-	if (!p25_uuid_ok(slash + 1) || strlen(slash + 1) >= idlen)
-		return -1;
-	snprintf(us, uslen, "%s", (char *)buf);
-	snprintf(id, idlen, "%s", slash + 1);
-	return 0;
-}
-
 void
 req_list(struct api_req *r, struct p25_db *db)
 {
@@ -484,7 +460,7 @@ req_list(struct api_req *r, struct p25_db *db)
 			return;
 		}
 	}
-	if (cursor && cursor_decode(cursor, us, sizeof(us), cid, sizeof(cid)) != 0) {
+	if (cursor && api_cursor_decode(cursor, us, sizeof(us), cid, sizeof(cid)) != 0) {
 		p25_err_field(&err, 400, "invalid_cursor", "cursor",
 			      "the cursor is not one this API gave out");
 		api_reply_err(r, &err);
@@ -510,17 +486,9 @@ req_list(struct api_req *r, struct p25_db *db)
 	for (i = 0; i < n && i < limit; i++)
 		json_array_append_new(items, json_loads(PQgetvalue(res, i, 0), 0, NULL));
 	o = json_pack("{s:o}", "items", items);
-	if (n > limit) {
-		char raw[80];
-		char *enc;
-		snprintf(raw, sizeof(raw), "%s/%s", PQgetvalue(res, limit - 1, 1),
-			 PQgetvalue(res, limit - 1, 2));
-		enc = p25_b64url_encode_alloc((const unsigned char *)raw, strlen(raw));
-		json_object_set_new(o, "next_cursor", enc ? json_string(enc) : json_null());
-		free(enc);
-	} else {
-		json_object_set_new(o, "next_cursor", json_null());
-	}
+	json_object_set_new(o, "next_cursor", n > limit
+	    ? api_cursor_encode(PQgetvalue(res, limit - 1, 1), PQgetvalue(res, limit - 1, 2))
+	    : json_null());
 	PQclear(res);
 	api_reply_json(r, 200, o);
 	api_header(r, "Cache-Control", "private, no-cache");
@@ -610,7 +578,9 @@ req_withdraw(struct api_req *r, struct p25_db *db)
 	d = json_pack("{s:s}", "from", status);
 	if (p25_db_run(db, &upd, p, &err) != 1 ||
 	    p25_audit(db, r->who.sub, "request.withdraw", "request", r->params[0],
-		      r->who.tenant, d, &err) != 0) {
+		      r->who.tenant, d, &err) != 0 ||
+	    p25_notify(db, r->who.tenant, "request.status", r->params[0], "withdrawn",
+		       "withdrawn by the tenant", &err) != 0) {
 		json_decref(d);
 		goto fail;
 	}
@@ -631,9 +601,14 @@ req_message(struct api_req *r, struct p25_db *db)
 {
 	P25_STMT(ins, 4, "INSERT INTO messages (request_id, tenant_id, author, role, body)"
 			 " VALUES ($1, $2, $3, 'tenant', $4)");
-	P25_STMT(upd, 1, "UPDATE requests SET status = 'pending', version = version + 1,"
-			 " vetting_round = vetting_round + 1, updated_at = now()"
-			 " WHERE id = $1 RETURNING vetting_round");
+	/* a question from a reviewer goes back to the review queue; one from
+	 * the policy (rDNS, …) goes back to vetting */
+	P25_STMT(upd, 1,
+	    "UPDATE requests r SET version = version + 1, updated_at = now(),"
+	    " status = CASE WHEN d.actor = 'policy' THEN 'pending' ELSE 'needs_review' END,"
+	    " vetting_round = vetting_round + CASE WHEN d.actor = 'policy' THEN 1 ELSE 0 END"
+	    " FROM (SELECT actor FROM decisions WHERE request_id = $1 ORDER BY id DESC LIMIT 1) d"
+	    " WHERE r.id = $1 RETURNING r.vetting_round, r.status");
 	static const char *const fields[] = { "body", NULL };
 	struct p25_err err = { 0 };
 	json_t *b = NULL, *job = NULL;
@@ -675,11 +650,17 @@ req_message(struct api_req *r, struct p25_db *db)
 		res = p25_db_exec(db, &upd, q, &err);
 		if (!res)
 			goto fail;
-		job = json_pack("{s:s, s:i}", "request", r->params[0], "round",
-				(int)strtol(PQgetvalue(res, 0, 0), NULL, 10));
+		if (PQntuples(res) != 1) {
+			PQclear(res);
+			p25_err_set(&err, 500, "internal", "the request has no decision to answer");
+			goto fail;
+		}
+		if (strcmp(PQgetvalue(res, 0, 1), "pending") == 0)
+			job = json_pack("{s:s, s:i}", "request", r->params[0], "round",
+					(int)strtol(PQgetvalue(res, 0, 0), NULL, 10));
 		PQclear(res);
 	}
-	if (p25_job_enqueue(db, "vet", job, NULL, 0, &err) != 0 ||
+	if ((job && p25_job_enqueue(db, "vet", job, NULL, 0, &err) != 0) ||
 	    p25_audit(db, r->who.sub, "request.answer", "request", r->params[0],
 		      r->who.tenant, NULL, &err) != 0)
 		goto fail;

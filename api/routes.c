@@ -21,6 +21,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "/.well-known/jwks.json", jwks_get, 0, ROUTE_PUBLIC | ROUTE_DB },
 	{ "GET", "/v1/whoami", sys_whoami, 0, 0 },
 	{ "GET", "/", sys_page, 0, ROUTE_PUBLIC },
+	{ "GET", "/console", sys_page, 0, ROUTE_PUBLIC },
 	{ "GET", "/static/{file}", sys_static, 0, ROUTE_PUBLIC },
 
 	{ "POST", "/v1/requests", req_submit, T, ROUTE_DB | ROUTE_BODY },
@@ -35,6 +36,16 @@ const struct api_route api_routes[] = {
 	{ "GET", "/v1/exemptions", exm_list, T, ROUTE_DB },
 	{ "GET", "/v1/exemptions/{id}", exm_get, T, ROUTE_DB },
 	{ "DELETE", "/v1/exemptions/{id}", exm_delete, T, ROUTE_DB },
+
+	{ "POST", "/v1/exemptions/{id}/revoke", exm_revoke, R, ROUTE_DB | ROUTE_BODY },
+	{ "POST", "/v1/exemptions/{id}/reinstate", exm_reinstate, R, ROUTE_DB | ROUTE_BODY },
+	{ "GET", "/v1/webhook-deliveries", deliveries_list, T, ROUTE_DB },
+
+	{ "GET", "/v1/review/queue", review_queue, R | A, ROUTE_DB },
+	{ "GET", "/v1/review/requests/{id}", review_get, R | A, ROUTE_DB },
+	{ "POST", "/v1/review/requests/{id}/claim", review_claim, R, ROUTE_DB },
+	{ "POST", "/v1/review/requests/{id}/decision", review_decide, R, ROUTE_DB | ROUTE_BODY },
+	{ "GET", "/v1/audit", audit_list, R | A, ROUTE_DB },
 
 	{ "GET", "/v1/enforcement/snapshot", enf_snapshot, E, ROUTE_DB },
 	{ "GET", "/v1/enforcement/feed", enf_feed, E, ROUTE_DB | ROUTE_LONGPOLL },

@@ -16,7 +16,7 @@ p25_err_clear(struct p25_err *e)
 	memset(e, 0, sizeof(*e));
 }
 
-static int
+static int __attribute__((format(printf, 5, 0)))
 err_vset(struct p25_err *e, int status, const char *code, const char *field,
 	 const char *fmt, va_list ap)
 {

@@ -522,7 +522,7 @@ p25_signer_load(struct p25_db *db, const unsigned char kek[32],
 		goto out;
 	if (PQntuples(res) == 0) {
 		p25_err_set(err, 503, "no_active_key", "there is no active signing key");
-		p25_err_hint(err, "generate one: p25ctl keys generate --activate");
+		p25_err_hint(err, "generate one: p25ctl keys generate");
 		goto out;
 	}
 	s = calloc(1, sizeof(*s));

@@ -115,10 +115,11 @@ CREATE TABLE decisions (
     policy_version text,
     reapply_after  timestamptz,
     scope          jsonb,
-    created_at     timestamptz NOT NULL DEFAULT now(),
-    -- a vetting round is decided once, even when two workers race
-    UNIQUE (request_id, round, actor)
+    created_at     timestamptz NOT NULL DEFAULT now()
 );
+-- the policy decides a vetting round once, even when two workers race
+CREATE UNIQUE INDEX decisions_policy_once ON decisions (request_id, round) WHERE actor = 'policy';
+CREATE INDEX decisions_request ON decisions (request_id, id);
 CREATE INDEX decisions_tenant ON decisions (tenant_id, created_at);
 
 CREATE TABLE messages (

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <curl/curl.h>
+
 #include "p25/err.h"
 #include "worker.h"
 
@@ -15,6 +17,7 @@ worker_ctx_init(void)
 	struct p25_err err = { 0 };
 
 	p25_config_load_or_exit(&wctx.cfg);
+	curl_global_init(CURL_GLOBAL_DEFAULT);	/* before any thread */
 	if (p25_policy_load(wctx.cfg.policy_file, &wctx.policy, &err) != 0 ||
 	    p25_issuer_init(&wctx.issuer, &wctx.cfg, &err) != 0) {
 		fprintf(stderr, "p25-worker: configuration error: %s%s%s\n", err.detail,

@@ -21,6 +21,7 @@
 static const struct p25_job_kind kinds[] = {
 	{ "noop", p25_job_noop },
 	{ "vet", p25_job_vet },
+	{ "webhook", p25_job_webhook },
 	{ "renew", p25_job_renew },
 	{ "expire", p25_job_expire },
 	{ "audit.seal", p25_job_audit_seal },

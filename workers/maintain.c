@@ -30,6 +30,7 @@
 #include "p25/issue.h"
 #include "p25/jobs.h"
 #include "p25/log.h"
+#include "p25/notify.h"
 #include "worker.h"
 
 #define BATCH 200
@@ -131,7 +132,9 @@ p25_job_expire(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		if (begin_system(db, &e) == 0)
 			tenant = p25_db_text(db, &upd, p, &found, &e);
 		if (!tenant || p25_audit(db, "system:expiry", "exemption.expire", "exemption", id,
-					 tenant, NULL, &e) != 0 || p25_db_commit(db, &e) != 0) {
+					 tenant, NULL, &e) != 0 ||
+		    p25_notify(db, tenant, "exemption.status", id, "expired", "expired", &e) != 0 ||
+		    p25_db_commit(db, &e) != 0) {
 			p25_db_rollback(db);
 			if (e.status)
 				p25_warn("expire.failed", "exemption %s: %s", id, e.detail);

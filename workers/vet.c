@@ -30,6 +30,7 @@
 #include "p25/jobs.h"
 #include "p25/validate.h"
 #include "p25/log.h"
+#include "p25/notify.h"
 #include "worker.h"
 
 #define MAX_ADDRS 4096
@@ -240,7 +241,8 @@ p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		n1 = codes ? p25_db_run(db, &decide, pd, err) : -1;
 		n2 = n1 == 1 ? p25_db_run(db, &set_status, ps, err) : -1;
 		free(codes);
-		if (n1 != 1 || n2 != 1)
+		if (n1 != 1 || n2 != 1 ||
+		    p25_notify(db, tenant, "request.status", rid, newst, dec.decision, err) != 0)
 			goto rollback;
 	}
 	if (strcmp(dec.decision, "approve") == 0) {

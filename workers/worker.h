@@ -25,6 +25,9 @@ void worker_ctx_free(void);
 /* "vet": vets one request round (workers/vet.c). */
 int p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err);
 
+/* "webhook": POSTs one tenant notification (workers/webhook.c). */
+int p25_job_webhook(struct p25_job *job, struct p25_db *db, struct p25_err *err);
+
 /* periodic kinds and their ticker (workers/maintain.c) */
 int p25_job_renew(struct p25_job *job, struct p25_db *db, struct p25_err *err);
 int p25_job_expire(struct p25_job *job, struct p25_db *db, struct p25_err *err);

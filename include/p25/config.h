@@ -90,6 +90,12 @@ struct p25_err;
 	  "seconds between queue polls when no NOTIFY arrives") \
 	X(JOB_BATCH, job_batch, INT, "8", 1, 1000, false, \
 	  "jobs claimed per round trip") \
+	X(WEBHOOK_TIMEOUT, webhook_timeout, INT, "10", 1, 120, false, \
+	  "seconds a tenant's webhook endpoint has to answer") \
+	X(WEBHOOK_GIVE_UP, webhook_give_up, INT, "86400", 10, 604800, false, \
+	  "seconds after which an undeliverable webhook is marked failed") \
+	X(CLAIM_MINUTES, claim_minutes, INT, "10", 1, 240, false, \
+	  "minutes a reviewer's claim on a request lasts") \
 	X(DEV_MODE, dev_mode, BOOL, "false", 0, 0, false, \
 	  "allow the development identity provider (p25ctl dev-token)")
 
