@@ -14,6 +14,7 @@
 #include "input.h"
 #include "p25/audit.h"
 #include "p25/ipaddr.h"
+#include "p25/notify.h"
 #include "p25/validate.h"
 
 P25_STMT(tenant_json_st, 1,
@@ -193,6 +194,18 @@ admin_addresses_put(struct api_req *r, struct p25_db *db)
 	P25_STMT(old, 1, "SELECT coalesce(jsonb_agg(prefix::text ORDER BY prefix), '[]')::text"
 			 " FROM tenant_addresses WHERE tenant_id = $1");
 	P25_STMT(del, 1, "DELETE FROM tenant_addresses WHERE tenant_id = $1");
+	/* a released address never keeps port 25 open for its next holder */
+	P25_STMT(release, 2,
+	    "WITH x AS (UPDATE exemptions e SET status = 'revoked', updated_at = now(),"
+	    "   status_reason = 'address released from the inventory'"
+	    "   WHERE e.tenant_id = $1 AND e.status IN ('active', 'suspended')"
+	    "   AND NOT EXISTS (SELECT 1 FROM unnest($2::cidr[]) a WHERE a >>= e.prefix)"
+	    "   RETURNING e.id, e.tenant_id, e.prefix),"
+	    " t AS (UPDATE tokens SET current = false WHERE current"
+	    "   AND exemption_id IN (SELECT id FROM x)),"
+	    " f AS (INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, reason)"
+	    "   SELECT 'revoke', id, tenant_id, prefix, 'released' FROM x)"
+	    " SELECT id::text FROM x");
 	P25_STMT(ins, 2, "INSERT INTO tenant_addresses (tenant_id, prefix)"
 			 " SELECT $1, a FROM unnest($2::cidr[]) a");
 	static const char *const fields[] = { "addresses", NULL };
@@ -201,7 +214,7 @@ admin_addresses_put(struct api_req *r, struct p25_db *db)
 	json_t *b = NULL, *d = NULL;
 	char *cidrs = NULL, *prev = NULL, *s = NULL;
 	PGresult *res;
-	int n = 0;
+	int n = 0, released = 0;
 
 	if (tenant_id_param(r) != 0)
 		return;
@@ -255,12 +268,27 @@ admin_addresses_put(struct api_req *r, struct p25_db *db)
 		}
 		PQclear(res);
 		prev = p25_db_text(db, &old, p, NULL, &err);
-		if (!prev || p25_db_run(db, &del, p, &err) < 0 ||
-		    p25_db_run(db, &ins, p, &err) != n)
+		if (!prev)
+			goto rollback;
+		res = p25_db_exec(db, &release, p, &err);
+		if (!res)
+			goto rollback;
+		for (int i = 0; i < PQntuples(res); i++) {
+			if (p25_audit(db, r->who.sub, "exemption.release", "exemption",
+				      PQgetvalue(res, i, 0), r->params[0], NULL, &err) != 0 ||
+			    p25_notify(db, r->params[0], "exemption.status", PQgetvalue(res, i, 0),
+				       "revoked", "address released from the inventory", &err) != 0) {
+				PQclear(res);
+				goto rollback;
+			}
+		}
+		released = PQntuples(res);
+		PQclear(res);
+		if (p25_db_run(db, &del, p, &err) < 0 || p25_db_run(db, &ins, p, &err) != n)
 			goto rollback;
 	}
-	d = json_pack("{s:o, s:O}", "before", json_loads(prev, 0, NULL), "after",
-		      json_object_get(b, "addresses"));
+	d = json_pack("{s:o, s:O, s:i}", "before", json_loads(prev, 0, NULL), "after",
+		      json_object_get(b, "addresses"), "exemptions_released", released);
 	if (p25_audit(db, r->who.sub, "tenant.addresses.put", "tenant", r->params[0],
 		      r->params[0], d, &err) != 0)
 		goto rollback;

@@ -155,6 +155,7 @@ void exm_revoke(struct api_req *r, struct p25_db *db);
 void exm_reinstate(struct api_req *r, struct p25_db *db);
 void audit_list(struct api_req *r, struct p25_db *db);
 void deliveries_list(struct api_req *r, struct p25_db *db);
+void abuse_report(struct api_req *r, struct p25_db *db);
 void jwks_get(struct api_req *r, struct p25_db *db);
 void enf_snapshot(struct api_req *r, struct p25_db *db);
 void enf_feed(struct api_req *r, struct p25_db *db);

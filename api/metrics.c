@@ -94,6 +94,83 @@ route_method(size_t ri)
 	return ri < api_nroutes ? api_routes[ri].method : "-";
 }
 
+/* What the database knows: requests, decisions, suspensions, the feed. */
+static void
+metrics_db(struct buf *b, struct p25_db *db)
+{
+	P25_STMT(states, 0, "SELECT status, count(*) FROM requests GROUP BY status ORDER BY 1");
+	P25_STMT(ttd, 0,
+	    "SELECT count(*) FILTER (WHERE d <= 1), count(*) FILTER (WHERE d <= 2),"
+	    " count(*) FILTER (WHERE d <= 5), count(*) FILTER (WHERE d <= 10),"
+	    " count(*) FILTER (WHERE d <= 30), count(*) FILTER (WHERE d <= 60),"
+	    " count(*) FILTER (WHERE d <= 300), count(*) FILTER (WHERE d <= 3600),"
+	    " count(*) FILTER (WHERE d <= 86400), count(*), coalesce(sum(d), 0)"
+	    " FROM (SELECT extract(epoch FROM r.decided_at - r.created_at) d FROM requests r"
+	    "   WHERE r.decided_at > now() - interval '24 hours') x");
+	P25_STMT(susp, 0, "SELECT suspended_cause, count(*) FROM exemptions"
+			  " WHERE suspended_cause IS NOT NULL GROUP BY 1 ORDER BY 1");
+	P25_STMT(feed, 0, "SELECT coalesce(max(seq), 0) FROM feed_events");
+	P25_STMT(nodes, 0,
+	    "SELECT n.node, n.acked_seq, coalesce(extract(epoch FROM now() - (SELECT min(f.created_at)"
+	    " FROM feed_events f WHERE f.seq > n.acked_seq)), 0)"
+	    " FROM enforcement_nodes n ORDER BY 1 LIMIT 1000");
+	static const char *const le[] = { "1", "2", "5", "10", "30", "60", "300", "3600", "86400" };
+	struct p25_err err = { 0 };
+	PGresult *res;
+	int i;
+
+	if (p25_db_begin(db, &err) != 0 || p25_db_set_actor(db, NULL, "system", &err) != 0)
+		goto out;
+	if ((res = p25_db_exec(db, &states, NULL, &err))) {
+		bprintf(b, "# HELP p25_requests Requests by state.\n# TYPE p25_requests gauge\n");
+		for (i = 0; i < PQntuples(res); i++)
+			bprintf(b, "p25_requests{state=\"%s\"} %s\n", PQgetvalue(res, i, 0),
+				PQgetvalue(res, i, 1));
+		PQclear(res);
+	}
+	if ((res = p25_db_exec(db, &ttd, NULL, &err))) {
+		bprintf(b, "# HELP p25_time_to_decision_seconds Submission to approval or denial, "
+			   "requests decided in the last 24 h.\n"
+			   "# TYPE p25_time_to_decision_seconds histogram\n");
+		for (i = 0; i < 9; i++)
+			bprintf(b, "p25_time_to_decision_seconds_bucket{le=\"%s\"} %s\n", le[i],
+				PQgetvalue(res, 0, i));
+		bprintf(b, "p25_time_to_decision_seconds_bucket{le=\"+Inf\"} %s\n"
+			   "p25_time_to_decision_seconds_sum %s\np25_time_to_decision_seconds_count %s\n",
+			PQgetvalue(res, 0, 9), PQgetvalue(res, 0, 10), PQgetvalue(res, 0, 9));
+		PQclear(res);
+	}
+	if ((res = p25_db_exec(db, &susp, NULL, &err))) {
+		bprintf(b, "# HELP p25_suspensions Exemptions suspended, by cause.\n"
+			   "# TYPE p25_suspensions gauge\n");
+		for (i = 0; i < PQntuples(res); i++)
+			bprintf(b, "p25_suspensions{cause=\"%s\"} %s\n", PQgetvalue(res, i, 0),
+				PQgetvalue(res, i, 1));
+		PQclear(res);
+	}
+	if ((res = p25_db_exec(db, &feed, NULL, &err))) {
+		bprintf(b, "# HELP p25_feed_position The feed's latest position.\n"
+			   "# TYPE p25_feed_position gauge\np25_feed_position %s\n", PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	if ((res = p25_db_exec(db, &nodes, NULL, &err))) {
+		bprintf(b, "# HELP p25_node_acked_position Feed position each enforcement node applied.\n"
+			   "# TYPE p25_node_acked_position gauge\n");
+		for (i = 0; i < PQntuples(res); i++)
+			bprintf(b, "p25_node_acked_position{node=\"%s\"} %s\n", PQgetvalue(res, i, 0),
+				PQgetvalue(res, i, 1));
+		bprintf(b, "# HELP p25_node_oldest_unacked_seconds Age of the oldest event a node has "
+			   "not acknowledged (0 when none).\n# TYPE p25_node_oldest_unacked_seconds gauge\n");
+		for (i = 0; i < PQntuples(res); i++)
+			bprintf(b, "p25_node_oldest_unacked_seconds{node=\"%s\"} %s\n",
+				PQgetvalue(res, i, 0), PQgetvalue(res, i, 2));
+		PQclear(res);
+	}
+out:
+	p25_db_rollback(db);
+	p25_err_clear(&err);
+}
+
 void
 metrics_render(struct api_req *r, struct p25_db *db)
 {
@@ -170,6 +247,13 @@ metrics_render(struct api_req *r, struct p25_db *db)
 	bprintf(&b, "# HELP p25_http_inflight Requests being handled.\n"
 		    "# TYPE p25_http_inflight gauge\np25_http_inflight %ld\n",
 		atomic_load(&api.inflight));
+	bprintf(&b, "# HELP p25_feed_held Long-polls held waiting for feed events.\n"
+		    "# TYPE p25_feed_held gauge\np25_feed_held %ld\n"
+		    "# HELP p25_feed_position_known Highest feed position this process has seen.\n"
+		    "# TYPE p25_feed_position_known gauge\np25_feed_position_known %lld\n",
+		feed_held(), feed_latest());
+	if (db)
+		metrics_db(&b, db);
 	if (db) {
 		struct p25_err err = { 0 };
 		PGresult *res = p25_db_exec(db, &jobs_st, NULL, &err);

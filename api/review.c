@@ -467,6 +467,15 @@ review_decide(struct api_req *r, struct p25_db *db)
 		if (p25_db_run(db, &upd, p, &err) != 1)
 			goto fail;
 	}
+	if (strcmp(d.decision, "deny") == 0) {
+		/* a suspension confirmed by a reviewer ends the exemption */
+		P25_STMT(end, 1, "UPDATE exemptions SET status = 'revoked', updated_at = now(),"
+				 " status_reason = 'suspension confirmed by review'"
+				 " WHERE request_id = $1 AND status = 'suspended'");
+		const char *p[1] = { r->params[0] };
+		if (p25_db_run(db, &end, p, &err) < 0)
+			goto fail;
+	}
 	if (strcmp(d.decision, "needs_info") == 0) {
 		const char *p[4] = { r->params[0], tenant, r->who.sub, d.note };
 		if (p25_db_run(db, &msg, p, &err) != 1)
@@ -674,6 +683,18 @@ exm_reinstate(struct api_req *r, struct p25_db *db)
 		if (rc == 0)
 			rc = p25_audit(db, r->who.sub, "exemption.reinstate", "exemption",
 				       r->params[0], tenant, d, &err);
+		if (rc == 0) {
+			/* the review item the suspension raised is settled */
+			P25_STMT(settle, 3,
+			    "WITH q AS (UPDATE requests SET status = 'approved', version = version + 1,"
+			    "   updated_at = now(), claimed_by = NULL, claimed_until = NULL"
+			    "   WHERE id = (SELECT request_id FROM exemptions WHERE id = $1)"
+			    "   AND status = 'needs_review' RETURNING id, tenant_id, vetting_round)"
+			    " INSERT INTO decisions (request_id, tenant_id, round, decision, actor, message)"
+			    " SELECT id, tenant_id, vetting_round, 'approve', $2, $3 FROM q");
+			const char *ps[3] = { r->params[0], r->who.sub, reason };
+			rc = p25_db_run(db, &settle, ps, &err) < 0 ? -1 : 0;
+		}
 		if (rc == 0)
 			rc = p25_notify(db, tenant, "exemption.status", r->params[0], "active",
 					reason, &err);

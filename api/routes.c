@@ -46,6 +46,7 @@ const struct api_route api_routes[] = {
 	{ "POST", "/v1/review/requests/{id}/claim", review_claim, R, ROUTE_DB },
 	{ "POST", "/v1/review/requests/{id}/decision", review_decide, R, ROUTE_DB | ROUTE_BODY },
 	{ "GET", "/v1/audit", audit_list, R | A, ROUTE_DB },
+	{ "POST", "/v1/abuse-reports", abuse_report, P | R, ROUTE_DB | ROUTE_BODY },
 
 	{ "GET", "/v1/enforcement/snapshot", enf_snapshot, E, ROUTE_DB },
 	{ "GET", "/v1/enforcement/feed", enf_feed, E, ROUTE_DB | ROUTE_LONGPOLL },

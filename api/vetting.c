@@ -37,6 +37,11 @@ req_recheck(struct api_req *r, struct p25_db *db)
 	    " FROM requests r LEFT JOIN LATERAL (SELECT * FROM decisions x WHERE x.request_id = r.id"
 	    "   ORDER BY x.id DESC LIMIT 1) d ON true"
 	    " WHERE r.id = $1 FOR UPDATE OF r");
+	/* the way back after a suspension (see way_back) */
+	P25_STMT(susp, 1,
+	    "SELECT max(e.suspensions), bool_or(e.cooldown_until > now()), max(e.cooldown_until),"
+	    " (SELECT d.actor FROM decisions d WHERE d.request_id = $1 ORDER BY d.id DESC LIMIT 1)"
+	    " FROM exemptions e WHERE e.request_id = $1 AND e.status = 'suspended'");
 	P25_STMT(upd, 1, "UPDATE requests SET status = 'pending', version = version + 1,"
 			 " vetting_round = vetting_round + 1, updated_at = now(), decided_at = NULL"
 			 " WHERE id = $1 RETURNING vetting_round");
@@ -64,13 +69,48 @@ req_recheck(struct api_req *r, struct p25_db *db)
 		goto fail;
 	}
 	snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 0));
-	if (strcmp(status, "denied") != 0 && strcmp(status, "needs_info") != 0) {
+	if (strcmp(status, "needs_review") == 0) {
+		/*
+		 * The way back: a request whose exemption was suspended (by the
+		 * monitor or an abuse report) may be rechecked by its tenant — first
+		 * offence, after the cool-down, when the policy allows; the vetting
+		 * round then decides again (a listing must be gone).  Repeat
+		 * offences go to a reviewer.
+		 */
+		const char *p[1] = { r->params[0] };
+		PGresult *s2 = p25_db_exec(db, &susp, p, &err);
+		if (!s2)
+			goto fail;
+		if (PQgetisnull(s2, 0, 0)) {
+			PQclear(s2);
+			p25_err_set(&err, 409, "invalid_state",
+				    "the request is waiting for a reviewer; a recheck cannot change that");
+			goto fail;
+		}
+		if (!api.policy.self_reinstate || strtol(PQgetvalue(s2, 0, 0), NULL, 10) > 1) {
+			p25_err_set(&err, 409, "review_required",
+				    "the exemption was suspended %s times: a reviewer decides whether "
+				    "it comes back", PQgetvalue(s2, 0, 0));
+			PQclear(s2);
+			goto fail;
+		}
+		if (strcmp(PQgetvalue(s2, 0, 1), "t") == 0) {
+			p25_err_set(&err, 409, "cooldown",
+				    "the exemption was suspended; a recheck is possible after %s",
+				    PQgetvalue(s2, 0, 2));
+			p25_err_hint(&err, "fix the cause meanwhile (delisting, the abuse reported)");
+			PQclear(s2);
+			goto fail;
+		}
+		PQclear(s2);
+	} else if (strcmp(status, "denied") != 0 && strcmp(status, "needs_info") != 0) {
 		p25_err_set(&err, 409, "invalid_state",
 			    "only a denied request or one that needs information can be rechecked; "
 			    "this one is %s", status);
 		goto fail;
 	}
-	wait = PQgetisnull(res, 0, 1) ? 0 : strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	wait = PQgetisnull(res, 0, 1) || strcmp(status, "needs_review") == 0 ? 0
+	       : strtol(PQgetvalue(res, 0, 1), NULL, 10);
 	if (wait > 0) {
 		p25_err_set(&err, 429, "recheck_too_soon",
 			    "a recheck is possible %d seconds after the last decision",
@@ -177,7 +217,7 @@ readiness(struct api_req *r, struct p25_db *db)
 		goto reply;
 	}
 	dns = p25_dns_thread(&api.cfg, &err);
-	if (!dns || p25_vet_dns(&api.cfg, dns, addrs, n, domains, &checks, &err) != 0)
+	if (!dns || p25_vet_dns(&api.cfg, dns, addrs, n, domains, P25_VET_ALL, &checks, &err) != 0)
 		goto reply;
 	p25_vet_facts(&api.policy, &f, &checks);
 	p25_policy_decide(&api.policy, &checks, &dec);

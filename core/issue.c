@@ -141,9 +141,15 @@ p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id
 	    " INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, reason)"
 	    "   SELECT 'revoke', id, tenant_id, prefix, 'superseded' FROM old");
 	P25_STMT(ins, 6,
-	    "INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at, dest, rate)"
+	    "INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at, dest, rate,"
+	    " suspensions, cooldown_until)"
 	    " VALUES ($1, $2, $3::cidr, now() + $4::integer * interval '1 day',"
-	    " (SELECT array_agg(x::cidr) FROM jsonb_array_elements_text($5::jsonb) x), $6::integer)"
+	    " (SELECT array_agg(x::cidr) FROM jsonb_array_elements_text($5::jsonb) x), $6::integer,"
+	    /* repeat offences keep counting across new exemptions for the prefix */
+	    " (SELECT coalesce(max(o.suspensions), 0) FROM exemptions o"
+	    "   WHERE o.tenant_id = $1 AND o.prefix = $3::cidr),"
+	    " (SELECT max(o.cooldown_until) FROM exemptions o"
+	    "   WHERE o.tenant_id = $1 AND o.prefix = $3::cidr))"
 	    " RETURNING id");
 	PGresult *res = NULL;
 	json_t *out = json_array(), *d = NULL;

@@ -76,6 +76,30 @@ p25_policy_defaults(struct p25_policy *p)
 	p->deny_reapply_days = 30;
 	p->exemption_days = 90;
 	p->recheck_interval_seconds = 300;
+	p->cooldown_hours[0] = 1;
+	p->cooldown_hours[1] = 24;
+	p->cooldown_hours[2] = 168;
+	p->cooldown_hours[3] = 720;
+	p->ncooldown = 4;
+	p->self_reinstate = true;
+	p->monitor_interval_seconds = 3600;
+	p->monitor_error_review = 3;
+}
+
+void
+p25_policy_cooldowns(const struct p25_policy *p, char *buf, size_t len)
+{
+	size_t used = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < p->ncooldown; i++) {
+		int n = snprintf(buf + used, len - used, "%s%d", i ? "," : "{", p->cooldown_hours[i]);
+		if (n < 0 || (size_t)n >= len - used)
+			return;
+		used += (size_t)n;
+	}
+	snprintf(buf + used, len - used, "}");
 }
 
 enum p25_action
@@ -108,7 +132,8 @@ p25_policy_parse(const char *text, size_t len, struct p25_policy *p, struct p25_
 {
 	static const char *const keys[] = { "version", "actions", "account_min_age_days",
 		"history_max_denials_30d", "history_max_requests_24h", "deny_reapply_days",
-		"exemption_days", "recheck_interval_seconds", "description", NULL };
+		"exemption_days", "recheck_interval_seconds", "description", "cooldown_hours",
+		"self_reinstate", "monitor_interval_seconds", "monitor_error_review", NULL };
 	json_error_t je;
 	json_t *o, *acts, *v;
 	const char *key;
@@ -171,8 +196,36 @@ p25_policy_parse(const char *text, size_t len, struct p25_policy *p, struct p25_
 	    int_field(o, "history_max_requests_24h", 1, 100000, &p->history_max_requests_24h, err) ||
 	    int_field(o, "deny_reapply_days", 0, 3650, &p->deny_reapply_days, err) ||
 	    int_field(o, "exemption_days", 1, 3650, &p->exemption_days, err) ||
-	    int_field(o, "recheck_interval_seconds", 0, 86400, &p->recheck_interval_seconds, err))
+	    int_field(o, "recheck_interval_seconds", 0, 86400, &p->recheck_interval_seconds, err) ||
+	    int_field(o, "monitor_interval_seconds", 10, 604800, &p->monitor_interval_seconds, err) ||
+	    int_field(o, "monitor_error_review", 1, 1000, &p->monitor_error_review, err))
 		goto out;
+	v = json_object_get(o, "self_reinstate");
+	if (v && !json_is_boolean(v)) {
+		p25_err_field(err, 422, "invalid_policy", "self_reinstate", "self_reinstate must be true or false");
+		goto out;
+	}
+	if (v)
+		p->self_reinstate = json_is_true(v);
+	v = json_object_get(o, "cooldown_hours");
+	if (v) {
+		size_t i;
+		json_t *h;
+		if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > 8) {
+			p25_err_field(err, 422, "invalid_policy", "cooldown_hours",
+				      "cooldown_hours must be an array of 1 to 8 whole numbers");
+			goto out;
+		}
+		json_array_foreach(v, i, h) {
+			if (!json_is_integer(h) || json_integer_value(h) < 0 || json_integer_value(h) > 87600) {
+				p25_err_field(err, 422, "invalid_policy", "cooldown_hours",
+					      "cooldown_hours entries must be 0 to 87600");
+				goto out;
+			}
+			p->cooldown_hours[i] = (int)json_integer_value(h);
+		}
+		p->ncooldown = (int)json_array_size(v);
+	}
 	rc = 0;
 out:
 	json_decref(o);

@@ -78,6 +78,7 @@ p25_checks_add(struct p25_checks *c, const char *name, const char *subject,
 	snprintf(k->code, sizeof(k->code), "%s", code ? code : "");
 	snprintf(k->hint, sizeof(k->hint), "%s", hint ? hint : "");
 	k->evidence = json_object();
+	k->prefix_idx = -1;
 	return k;
 }
 
@@ -676,7 +677,7 @@ spf_eval(struct p25_dns *dns, const char *domain, const struct p25_prefix *host,
 
 int
 p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
-	    const struct p25_prefix *addrs, int naddrs, json_t *domains,
+	    const struct p25_prefix *addrs, int naddrs, json_t *domains, unsigned what,
 	    struct p25_checks *out, struct p25_err *err)
 {
 	struct bl_state st;
@@ -685,12 +686,12 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 	struct ptr_ctx *pc = NULL;
 	struct dmarc_query *dq = NULL;
 	int nhosts, nbq = 0, z, i, p, rc = -1;
-	size_t ndom = domains ? json_array_size(domains) : 0, d;
+	size_t ndom = domains && (what & P25_VET_MAIL) ? json_array_size(domains) : 0, d;
 	char *zones = strdup(cfg->dnsbl_zones), *save = NULL, *tok;
 
 	memset(&st, 0, sizeof(st));
-	for (tok = zones ? strtok_r(zones, ", ", &save) : NULL; tok && st.nzones < MAX_ZONES;
-	     tok = strtok_r(NULL, ", ", &save))
+	for (tok = zones && (what & P25_VET_DNSBL) ? strtok_r(zones, ", ", &save) : NULL;
+	     tok && st.nzones < MAX_ZONES; tok = strtok_r(NULL, ", ", &save))
 		snprintf(st.zones[st.nzones++], sizeof(st.zones[0]), "%s", tok);
 	free(zones);
 
@@ -732,7 +733,7 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 			p25_dns_query(dns, q->qname, ns_t_a, bl_answer, q);
 		}
 	}
-	for (i = 0; i < nhosts; i++) {
+	for (i = 0; (what & P25_VET_RDNS) && i < nhosts; i++) {
 		char qn[P25_QNAME_MAX];
 		pc[i].host = &hosts[i];
 		pc[i].dns = dns;
@@ -824,6 +825,7 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 				    codes[c], bl_hint(codes[c], st.zones[z]));
 				if (!k)
 					goto oom;
+				k->prefix_idx = p;
 				json_object_set_new(k->evidence, "zone", json_string(st.zones[z]));
 				json_object_set_new(k->evidence, "checked", json_integer(checked));
 				json_object_set(k->evidence, "listed", listed);
@@ -836,6 +838,7 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 								     "not listed");
 				if (!k)
 					goto oom;
+				k->prefix_idx = p;
 				json_object_set_new(k->evidence, "zone", json_string(st.zones[z]));
 				json_object_set_new(k->evidence, "checked", json_integer(checked));
 			}
@@ -845,7 +848,7 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 	}
 
 	/* rDNS rows: per prefix, one row per reason code */
-	for (p = 0; p < naddrs; p++) {
+	for (p = 0; (what & P25_VET_RDNS) && p < naddrs; p++) {
 		static const struct { const char *code; enum p25_outcome o; const char *hint; } rc_tab[] = {
 			{ "rdns_error", P25_ERROR, "reverse DNS could not be looked up; a reviewer "
 			  "will look, or ask for a recheck later" },
@@ -905,6 +908,7 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 			k = p25_checks_add(out, "rdns", ptxt, rc_tab[c].o, rc_tab[c].code, rc_tab[c].hint);
 			if (!k)
 				goto oom;
+			k->prefix_idx = p;
 			json_object_set(k->evidence, "hosts", hj);
 			any = true;
 		}
@@ -1066,8 +1070,12 @@ p25_facts_load(struct p25_db *db, const char *tenant, const char *cidrs,
 	    " coalesce(t.verified, false), coalesce(t.standing, 'unknown'),"
 	    " (SELECT count(*) FROM decisions d WHERE d.tenant_id = $1 AND d.decision = 'deny'"
 	    "   AND d.created_at > now() - interval '30 days'),"
-	    " (SELECT count(*) FROM exemptions e WHERE e.tenant_id = $1 AND e.suspensions > 0"
-	    "   AND e.updated_at > now() - interval '90 days'),"
+	    /* abuse: suspensions caused by abuse reports, and reports against the
+	     * tenant's addresses (matched or not); listings alone are not abuse */
+	    " (SELECT count(*) FROM exemptions e WHERE e.tenant_id = $1"
+	    "   AND e.suspended_cause = 'abuse_report' AND e.updated_at > now() - interval '90 days')"
+	    " + (SELECT count(*) FROM abuse_reports b WHERE b.tenant_id = $1"
+	    "   AND b.received_at > now() - interval '90 days'),"
 	    " (SELECT count(*) FROM requests q WHERE q.tenant_id = $1"
 	    "   AND q.created_at > now() - interval '24 hours'),"
 	    " (SELECT string_agg(a::text, ', ') FROM unnest($2::cidr[]) a"

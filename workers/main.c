@@ -9,9 +9,9 @@
  * claimed but not started and exits 0; a second signal kills at once.
  *
  * Adding a job kind: write workers/<kind>.c with its handler (a
- * p25_job_fn, declared in include/p25/queue.h under "job kinds") and add
- * one line to kinds[] below.  A kind that is not in this table is never
- * claimed by this binary.
+ * p25_job_fn, declared in workers/worker.h) and add one line to kinds[]
+ * below.  A kind that is not in this table is never claimed by this binary
+ * (workers/README.md, "Adding a job kind").
  */
 #include <stddef.h>
 
@@ -23,6 +23,7 @@ static const struct p25_job_kind kinds[] = {
 	{ "vet", p25_job_vet },
 	{ "webhook", p25_job_webhook },
 	{ "renew", p25_job_renew },
+	{ "monitor", p25_job_monitor },
 	{ "expire", p25_job_expire },
 	{ "audit.seal", p25_job_audit_seal },
 	{ NULL, NULL }

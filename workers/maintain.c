@@ -116,9 +116,44 @@ p25_job_expire(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 	    " t AS (UPDATE tokens SET current = false WHERE exemption_id = $1 AND current)"
 	    " INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, reason)"
 	    " SELECT 'revoke', id, tenant_id, prefix, 'expired' FROM x RETURNING tenant_id");
-	PGresult *res = due(db, &list, err);
+	/* the warning before expiry: once per exemption, with a webhook */
+	P25_STMT(warn, 1,
+	    "WITH x AS (UPDATE exemptions SET expiry_warned_at = now()"
+	    "   WHERE id IN (SELECT id FROM exemptions WHERE status = 'active'"
+	    "     AND expiry_warned_at IS NULL"
+	    "     AND expires_at - $1::integer * interval '1 second' <= now() LIMIT 500)"
+	    "   RETURNING id, tenant_id, expires_at)"
+	    " SELECT id, tenant_id, expires_at FROM x");
+	char wsec[16];
+	PGresult *res;
 	int i, n, done = 0;
 
+	snprintf(wsec, sizeof(wsec), "%ld", wctx.cfg.expiry_warning);
+	if (begin_system(db, err) != 0)
+		return -1;
+	{
+		const char *p[1] = { wsec };
+		res = p25_db_exec(db, &warn, p, err);
+	}
+	if (!res) {
+		p25_db_rollback(db);
+		return -1;
+	}
+	for (i = 0; i < PQntuples(res); i++) {
+		char why[80];
+		snprintf(why, sizeof(why), "expires at %s", PQgetvalue(res, i, 2));
+		if (p25_notify(db, PQgetvalue(res, i, 1), "exemption.expiring", PQgetvalue(res, i, 0),
+			       "active", why, err) != 0) {
+			PQclear(res);
+			p25_db_rollback(db);
+			return -1;
+		}
+	}
+	PQclear(res);
+	if (p25_db_commit(db, err) != 0)
+		return -1;
+
+	res = due(db, &list, err);
 	if (!res)
 		return -1;
 	n = PQntuples(res);
@@ -171,6 +206,7 @@ static const struct {
 	{ "renew", 60 },
 	{ "expire", 30 },
 	{ "audit.seal", 5 },
+	{ "monitor", 10 },
 };
 
 static atomic_bool ticker_stop;

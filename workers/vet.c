@@ -193,7 +193,7 @@ p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 	dns = p25_dns_thread(&wctx.cfg, err);
 	if (!dns)
 		goto out;
-	if (p25_vet_dns(&wctx.cfg, dns, addrs, naddrs, domains, &checks, err) != 0)
+	if (p25_vet_dns(&wctx.cfg, dns, addrs, naddrs, domains, P25_VET_ALL, &checks, err) != 0)
 		goto out;
 
 	/* 3. decide, in one transaction */

@@ -7,8 +7,11 @@
  * where secret is the tenant's webhook secret (64 hex characters, decoded
  * to 32 bytes).  A tenant checks the HMAC in constant time and refuses
  * stale t (replays).  Any 2xx is delivered; anything else is retried with
- * the queue's exponential backoff until the delivery is older than
- * P25_WEBHOOK_GIVE_UP, then it is marked failed (the tenant sees it in
+ * exponential backoff (the same formula as the queue's, by the delivery's
+ * own attempt count: each retry is a new job queued in the transaction
+ * that records the failure, so the queue's attempt cap does not end a
+ * day of retries early) until the delivery is older than
+ * P25_WEBHOOK_GIVE_UP; then it is marked failed (the tenant sees it in
  * GET /v1/webhook-deliveries).  Redirects are not followed.
  */
 #include <stdio.h>
@@ -21,6 +24,7 @@
 
 #include "p25/db.h"
 #include "p25/err.h"
+#include "p25/jobs.h"
 #include "p25/log.h"
 #include "p25/validate.h"
 #include "worker.h"
@@ -40,7 +44,8 @@ p25_job_webhook(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 	    " FROM webhook_deliveries d JOIN tenants t ON t.id = d.tenant_id WHERE d.id = $1");
 	P25_STMT(done, 4,
 	    "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1,"
-	    " last_status = $3::integer, last_error = $4, updated_at = now() WHERE id = $1");
+	    " last_status = $3::integer, last_error = $4, updated_at = now() WHERE id = $1"
+	    " RETURNING attempts");
 	const char *id = json_string_value(json_object_get(job->payload, "delivery"));
 	char *body = NULL, *url = NULL, *event = NULL, sig[160], hdr[200], st[16], cerr[CURL_ERROR_SIZE];
 	unsigned char key[32], mac[32];
@@ -135,19 +140,31 @@ p25_job_webhook(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		const char *p[4] = { id, outcome, http ? st : NULL, e2 };
 		snprintf(e2, sizeof(e2), "%s", http >= 200 && http < 300 ? "" :
 			 http ? "the endpoint answered with an error status" : cerr);
+		PGresult *ur;
+		int attempts;
 		if (p25_db_begin(db, err) != 0)
 			goto out;
 		if (p25_db_set_actor(db, NULL, "system", err) != 0 ||
-		    p25_db_run(db, &done, p, err) != 1 || p25_db_commit(db, err) != 0) {
+		    !(ur = p25_db_exec(db, &done, p, err))) {
+			p25_db_rollback(db);
+			goto out;
+		}
+		attempts = PQntuples(ur) ? (int)strtol(PQgetvalue(ur, 0, 0), NULL, 10) : 1;
+		PQclear(ur);
+		if (strcmp(outcome, "pending") == 0 &&
+		    p25_job_enqueue(db, "webhook", job->payload, NULL,
+				    (int)p25_queue_backoff(attempts, randombytes_uniform(1000000) / 1e6),
+				    err) != 0) {
+			p25_db_rollback(db);
+			goto out;
+		}
+		if (p25_job_complete(db, job, err) != 0 || p25_db_commit(db, err) != 0) {
 			p25_db_rollback(db);
 			goto out;
 		}
 	}
-	if (strcmp(outcome, "pending") == 0) {
-		p25_err_set(err, 502, "webhook_failed", "the tenant endpoint did not accept the "
-			    "delivery (HTTP %ld%s%s)", http, cerr[0] ? ": " : "", cerr);
-		goto out;	/* retried with backoff */
-	}
+	if (strcmp(outcome, "pending") == 0)
+		p25_info("webhook.retry", "delivery %s: HTTP %ld %s; retrying", id, http, cerr);
 	if (strcmp(outcome, "failed") == 0)
 		p25_warn("webhook.failed", "delivery %s given up after %ld s", id, age);
 	rc = 0;

@@ -28,6 +28,9 @@ int p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err);
 /* "webhook": POSTs one tenant notification (workers/webhook.c). */
 int p25_job_webhook(struct p25_job *job, struct p25_db *db, struct p25_err *err);
 
+/* "monitor": scheduled DNSBL re-checks of active exemptions (workers/monitor.c). */
+int p25_job_monitor(struct p25_job *job, struct p25_db *db, struct p25_err *err);
+
 /* periodic kinds and their ticker (workers/maintain.c) */
 int p25_job_renew(struct p25_job *job, struct p25_db *db, struct p25_err *err);
 int p25_job_expire(struct p25_job *job, struct p25_db *db, struct p25_err *err);

@@ -789,12 +789,15 @@
 		return sec;
 	}
 
-	function renderDecision(d) {
+	function renderDecision(d, status) {
 		const sec = h('section', { class: 'block' },
 			h('h3', { id: 'decision-h' }, 'Decision'));
 		if (!d) {
 			sec.appendChild(h('p', null, 'No decision yet.'));
 			return sec;
+		}
+		if (status === 'pending' || status === 'vetting') {
+			sec.appendChild(h('p', { class: 'note' }, 'The request is being vetted again; this is the earlier decision.'));
 		}
 		const dl = h('dl', { class: 'facts' });
 		dlRow(dl, 'Outcome', h('span', { class: `badge decision-${safeClass(d.decision)}` }, DECISION_TEXT[d.decision] || d.decision));
@@ -978,7 +981,7 @@
 			body.appendChild(h('p', { class: 'note' }, 'This request is being vetted; this page updates itself.'));
 		}
 		body.appendChild(renderActions(r));
-		body.appendChild(renderDecision(r.decision));
+		body.appendChild(renderDecision(r.decision, r.status));
 		body.appendChild(renderChecks(r.checks));
 		body.appendChild(renderMessages(r.messages));
 	}

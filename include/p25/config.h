@@ -90,6 +90,10 @@ struct p25_err;
 	  "seconds between queue polls when no NOTIFY arrives") \
 	X(JOB_BATCH, job_batch, INT, "8", 1, 1000, false, \
 	  "jobs claimed per round trip") \
+	X(ABUSE_SUSPEND_CATEGORIES, abuse_suspend_categories, STR, "spam,malware", 0, 0, false, \
+	  "abuse report categories that suspend the covering exemption at once (others: review)") \
+	X(EXPIRY_WARNING, expiry_warning, INT, "604800", 0, 31536000, false, \
+	  "seconds before expiry at which the tenant is warned") \
 	X(WEBHOOK_TIMEOUT, webhook_timeout, INT, "10", 1, 120, false, \
 	  "seconds a tenant's webhook endpoint has to answer") \
 	X(WEBHOOK_GIVE_UP, webhook_give_up, INT, "86400", 10, 604800, false, \

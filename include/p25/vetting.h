@@ -37,6 +37,7 @@ struct p25_check {
 	char code[32];		/* reason code, "" when passed */
 	struct json_t *evidence;	/* owned */
 	char hint[300];
+	int prefix_idx;		/* which of the addresses, -1 when not about one */
 };
 
 struct p25_checks {
@@ -53,11 +54,15 @@ const char *p25_outcome_str(enum p25_outcome o);
 /* JSON array of the checks for an API answer (caller decrefs). */
 struct json_t *p25_checks_json(const struct p25_checks *c);
 
-/* DNS checks for the addresses and sender domains (array of strings, may
- * be NULL).  Blocks until every query answered or timed out. */
+enum { P25_VET_DNSBL = 1, P25_VET_RDNS = 2, P25_VET_MAIL = 4, P25_VET_ALL = 7 };
+
+/* DNS checks (what: P25_VET_* bits) for the addresses and sender domains
+ * (array of strings, may be NULL).  Blocks until every query answered or
+ * timed out. */
 int p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 		const struct p25_prefix *addrs, int naddrs,
-		struct json_t *domains, struct p25_checks *out, struct p25_err *err);
+		struct json_t *domains, unsigned what, struct p25_checks *out,
+		struct p25_err *err);
 
 /* What the database knows about the tenant and the addresses. */
 struct p25_facts {
@@ -101,7 +106,16 @@ struct p25_policy {
 	int deny_reapply_days;
 	int exemption_days;
 	int recheck_interval_seconds;
+	/* the way back after a suspension */
+	int cooldown_hours[8];		/* by suspension count: 1st, 2nd, … (last repeats) */
+	int ncooldown;
+	bool self_reinstate;		/* first offence: the tenant's recheck may reinstate */
+	int monitor_interval_seconds;	/* scheduled DNSBL re-check of active exemptions */
+	int monitor_error_review;	/* consecutive DNS errors that raise a review item */
 };
+
+/* Cooldown hours as a PostgreSQL int[] literal ("{1,24,168,720}"). */
+void p25_policy_cooldowns(const struct p25_policy *p, char *buf, size_t len);
 
 /* The built-in defaults (documented in docs/policy.md). */
 void p25_policy_defaults(struct p25_policy *p);
