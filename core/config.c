@@ -231,6 +231,18 @@ p25_config_dump(const struct p25_config *cfg, FILE *out)
 	}
 }
 
+/* A Markdown table cell: '|' would end the cell, so it is escaped. */
+static void
+md_cell(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|')
+			fputs("\\|", out);
+		else
+			fputc(*s, out);
+	}
+}
+
 void
 p25_config_doc(FILE *out)
 {
@@ -247,9 +259,11 @@ p25_config_doc(FILE *out)
 			snprintf(bounds, sizeof(bounds), "%ld–%ld", d->lo, d->hi);
 		else if (d->type == P25_CFG_ENUM)
 			snprintf(bounds, sizeof(bounds), "%s", enum_allowed(d->name));
-		fprintf(out, "| `%s` | %s | `%s` | %s | %s | %s |\n", d->name,
-			tn[d->type], d->def, bounds, d->secret ? "yes" : "",
-			d->doc);
+		fprintf(out, "| `%s` | %s | `%s` | ", d->name, tn[d->type], d->def);
+		md_cell(out, bounds);
+		fprintf(out, " | %s | ", d->secret ? "yes" : "");
+		md_cell(out, d->doc);
+		fprintf(out, " |\n");
 	}
 }
 
