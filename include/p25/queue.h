@@ -107,10 +107,11 @@ p25_queue_backoff(int attempts, double r)
 }
 
 /*
- * --- job kinds ---
- * One handler prototype per kind (workers/<kind>.c), registered with one
- * line in the kinds[] table of workers/main.c.  Handlers must be idempotent
- * (they may run again after a crash or a lost lease; see workers/README.md).
+ * --- built-in job kinds ---
+ * The kinds of p25-worker itself are declared in workers/worker.h and
+ * registered with one line each in the kinds[] table of workers/main.c.
+ * Handlers must be idempotent (they may run again after a crash or a lost
+ * lease; see workers/README.md).
  */
 
 /* "noop": completes at once.  Checks that a deployment's workers claim and
