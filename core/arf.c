@@ -213,7 +213,7 @@ p25_arf_parse(const char *ctype, const char *body, size_t len, struct p25_arf *o
 		v = json_string_value(json_object_get(ph, "content-type"));
 		snprintf(pct, sizeof(pct), "%s", v ? v : "text/plain");
 		json_decref(ph);
-		if (strncasecmp(pct, "message/feedback-report", 23) == 0) {
+		if (strncasecmp(pct, "message/feedback-report", 23) == 0 && !found) {
 			fields = json_object();
 			parse_fields(start + boff, plen - boff, fields);
 			found = true;
