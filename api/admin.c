@@ -36,26 +36,11 @@ tenant_id_param(struct api_req *r)
 void
 admin_tenant_get(struct api_req *r, struct p25_db *db)
 {
-	struct p25_err err = { 0 };
 	const char *p[1] = { r->params[0] };
-	bool found = false;
-	char *s;
 
 	if (tenant_id_param(r) != 0)
 		return;
-	if (api_begin(r, db, &err) != 0) {
-		api_reply_err(r, &err);
-		return;
-	}
-	s = p25_db_text(db, &tenant_json_st, p, &found, &err);
-	p25_db_rollback(db);
-	if (s)
-		api_reply_json_text(r, 200, s);
-	else if (!found && !err.status)
-		api_reply_problem(r, 404, "not_found", "no such tenant");
-	else
-		api_reply_err(r, &err);
-	free(s);
+	api_reply_query(r, db, &tenant_json_st, p, "tenant");
 }
 
 void

@@ -119,6 +119,14 @@ const char *api_get_query(struct api_req *r, const char *name);
 /* Parses the body as a JSON object; NULL with err 400/415 otherwise. */
 json_t *api_body_json(struct api_req *r, struct p25_err *err);
 
+/*
+ * Answers with the JSON text st returns (first row, first column), read in a
+ * read-only transaction with the caller's identity: 200, or 404 "no such
+ * <what>" when there is no row, or the database error.
+ */
+void api_reply_query(struct api_req *r, struct p25_db *db, struct p25_stmt *st,
+		     const char *const *params, const char *what);
+
 /* Opens a transaction with the caller's RLS identity. */
 int api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err);
 

@@ -25,7 +25,6 @@ exm_list(struct api_req *r, struct p25_db *db)
 	struct p25_err err = { 0 };
 	const char *status = api_get_query(r, "status");
 	const char *p[2] = { r->who.tenant, status };
-	char *s;
 
 	if (status && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
 	    strcmp(status, "revoked") != 0 && strcmp(status, "expired") != 0) {
@@ -34,19 +33,7 @@ exm_list(struct api_req *r, struct p25_db *db)
 		api_reply_err(r, &err);
 		return;
 	}
-	if (api_begin(r, db, &err) != 0) {
-		api_reply_err(r, &err);
-		return;
-	}
-	s = p25_db_text(db, &st, p, NULL, &err);
-	p25_db_rollback(db);
-	if (!s) {
-		api_reply_err(r, &err);
-		return;
-	}
-	api_reply_json_text(r, 200, s);
-	api_header(r, "Cache-Control", "private, no-cache");
-	free(s);
+	api_reply_query(r, db, &st, p, "exemption");
 }
 
 P25_STMT(exm_one, 2, "SELECT p25_exemption_json(x)::text FROM exemptions x"
@@ -55,28 +42,13 @@ P25_STMT(exm_one, 2, "SELECT p25_exemption_json(x)::text FROM exemptions x"
 void
 exm_get(struct api_req *r, struct p25_db *db)
 {
-	struct p25_err err = { 0 };
 	const char *p[2] = { r->params[0], r->who.tenant };
-	bool found = false;
-	char *s;
 
 	if (!p25_uuid_ok(r->params[0])) {
 		api_reply_problem(r, 404, "not_found", "no such exemption");
 		return;
 	}
-	if (api_begin(r, db, &err) != 0) {
-		api_reply_err(r, &err);
-		return;
-	}
-	s = p25_db_text(db, &exm_one, p, &found, &err);
-	p25_db_rollback(db);
-	if (s)
-		api_reply_json_text(r, 200, s);
-	else if (!found && !err.status)
-		api_reply_problem(r, 404, "not_found", "no such exemption");
-	else
-		api_reply_err(r, &err);
-	free(s);
+	api_reply_query(r, db, &exm_one, p, "exemption");
 }
 
 void

@@ -229,14 +229,31 @@ api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err)
 		else if (r->who.roles & P25_ROLE_TENANT)
 			role = "tenant";
 	}
-	if (p25_db_begin(db, err) != 0)
-		return -1;
-	if (p25_db_set_actor(db, strcmp(role, "tenant") == 0 ? r->who.tenant : NULL,
-			     role, err) != 0) {
-		p25_db_rollback(db);
-		return -1;
+	return p25_db_begin_as(db, strcmp(role, "tenant") == 0 ? r->who.tenant : NULL, role, err);
+}
+
+void
+api_reply_query(struct api_req *r, struct p25_db *db, struct p25_stmt *st,
+		const char *const *params, const char *what)
+{
+	struct p25_err err = { 0 };
+	bool found = false;
+	char *s;
+
+	if (api_begin(r, db, &err) != 0) {
+		api_reply_err(r, &err);
+		return;
 	}
-	return 0;
+	s = p25_db_text(db, st, params, &found, &err);
+	p25_db_rollback(db);
+	if (s)
+		api_reply_json_text(r, 200, s);
+	else if (!found && !err.status)
+		api_reply_problem(r, 404, "not_found", "no such %s", what);
+	else
+		api_reply_err(r, &err);
+	api_header(r, "Cache-Control", "private, no-cache");
+	free(s);
 }
 
 /* -------------------------------------------------------------- router */

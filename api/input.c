@@ -4,6 +4,7 @@
  * err->errors with the field that caused it, so a form can show them all
  * next to their fields at once; the caller answers 422 when any were added.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <string.h>
@@ -187,6 +188,25 @@ input_validation_failed(struct p25_err *err)
 		snprintf(err->detail, sizeof(err->detail),
 			 "%zu fields are not acceptable; see errors", n);
 	return -1;
+}
+
+int
+input_query_long(const char *value, const char *name, long def, long lo, long hi,
+		 long *out, struct p25_err *err)
+{
+	char *end;
+	long v;
+
+	*out = def;
+	if (!value)
+		return 0;
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno || *end || end == value || v < lo || v > hi)
+		return p25_err_field(err, 400, "invalid_parameter", name,
+				     "%s must be a whole number from %ld to %ld", name, lo, hi);
+	*out = v;
+	return 0;
 }
 
 int

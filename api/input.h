@@ -28,6 +28,12 @@ int input_addresses(json_t *arr, const char *field, int max_entries,
 /* Appends the normalized domain names of array v to out; returns the
  * number of errors added. */
 int input_domains(json_t *v, const char *field, json_t *out, struct p25_err *err);
+/*
+ * The query parameter name as a whole number in [lo, hi], or def when
+ * absent.  -1 with err 400 invalid_parameter naming it otherwise.
+ */
+int input_query_long(const char *value, const char *name, long def, long lo, long hi,
+		     long *out, struct p25_err *err);
 /* Opaque list cursors: "<µs since the epoch>/<uuid>" in base64url. */
 int api_cursor_decode(const char *c, char *us, size_t uslen, char *id, size_t idlen);
 json_t *api_cursor_encode(const char *us, const char *id);

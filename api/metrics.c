@@ -119,7 +119,7 @@ metrics_db(struct buf *b, struct p25_db *db)
 	PGresult *res;
 	int i;
 
-	if (p25_db_begin(db, &err) != 0 || p25_db_set_actor(db, NULL, "system", &err) != 0)
+	if (p25_db_begin_as(db, NULL, "system", &err) != 0)
 		goto out;
 	if ((res = p25_db_exec(db, &states, NULL, &err))) {
 		bprintf(b, "# HELP p25_requests Requests by state.\n# TYPE p25_requests gauge\n");

@@ -432,7 +432,7 @@ req_list(struct api_req *r, struct p25_db *db)
 	const char *status = api_get_query(r, "status");
 	const char *limit_s = api_get_query(r, "limit");
 	const char *cursor = api_get_query(r, "cursor");
-	char us[24] = "", cid[40] = "", lim[8];
+	char us[24] = "", cid[40] = "", lim[24];
 	long limit = 20;
 	PGresult *res;
 	json_t *o, *items;
@@ -450,15 +450,9 @@ req_list(struct api_req *r, struct p25_db *db)
 			return;
 		}
 	}
-	if (limit_s) {
-		char *end;
-		limit = strtol(limit_s, &end, 10);
-		if (*end || end == limit_s || limit < 1 || limit > 100) {
-			p25_err_field(&err, 400, "invalid_parameter", "limit",
-				      "limit must be a whole number from 1 to 100");
-			api_reply_err(r, &err);
-			return;
-		}
+	if (input_query_long(limit_s, "limit", 20, 1, 100, &limit, &err) != 0) {
+		api_reply_err(r, &err);
+		return;
 	}
 	if (cursor && api_cursor_decode(cursor, us, sizeof(us), cid, sizeof(cid)) != 0) {
 		p25_err_field(&err, 400, "invalid_cursor", "cursor",

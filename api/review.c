@@ -70,8 +70,8 @@ review_queue(struct api_req *r, struct p25_db *db)
 	const char *outcome = api_get_query(r, "outcome");
 	const char *limit_s = api_get_query(r, "limit");
 	const char *cursor = api_get_query(r, "cursor");
-	char us[24] = "", cid[40] = "", lim[8];
-	long limit = 50;
+	char us[24] = "", cid[40] = "", lim[24];
+	long limit = 50, agev;
 	PGresult *res;
 	json_t *items, *o;
 	int i, n;
@@ -91,24 +91,10 @@ review_queue(struct api_req *r, struct p25_db *db)
 		p25_err_field(&err, 400, "invalid_parameter", "tenant", "not a tenant id");
 		goto reply;
 	}
-	if (age) {
-		char *end;
-		long v = strtol(age, &end, 10);
-		if (*end || end == age || v < 0 || v > 100000000) {
-			p25_err_field(&err, 400, "invalid_parameter", "min_age_seconds",
-				      "min_age_seconds must be a whole number of seconds");
-			goto reply;
-		}
-	}
-	if (limit_s) {
-		char *end;
-		limit = strtol(limit_s, &end, 10);
-		if (*end || end == limit_s || limit < 1 || limit > 100) {
-			p25_err_field(&err, 400, "invalid_parameter", "limit",
-				      "limit must be a whole number from 1 to 100");
-			goto reply;
-		}
-	}
+	if (input_query_long(age, "min_age_seconds", 0, 0, 100000000, &agev, &err) != 0)
+		goto reply;
+	if (input_query_long(limit_s, "limit", 50, 1, 100, &limit, &err) != 0)
+		goto reply;
 	if (cursor && api_cursor_decode(cursor, us, sizeof(us), cid, sizeof(cid)) != 0) {
 		p25_err_field(&err, 400, "invalid_cursor", "cursor",
 			      "the cursor is not one this API gave out");
@@ -741,7 +727,7 @@ audit_list(struct api_req *r, struct p25_db *db)
 	const char *since = api_get_query(r, "since");
 	const char *cursor = api_get_query(r, "cursor");
 	const char *limit_s = api_get_query(r, "limit");
-	char lim[8];
+	char lim[24];
 	long limit = 100;
 	PGresult *res;
 	json_t *items, *o;
@@ -765,15 +751,8 @@ audit_list(struct api_req *r, struct p25_db *db)
 			goto reply;
 		}
 	}
-	if (limit_s) {
-		char *end;
-		limit = strtol(limit_s, &end, 10);
-		if (*end || end == limit_s || limit < 1 || limit > 1000) {
-			p25_err_field(&err, 400, "invalid_parameter", "limit",
-				      "limit must be a whole number from 1 to 1000");
-			goto reply;
-		}
-	}
+	if (input_query_long(limit_s, "limit", 100, 1, 1000, &limit, &err) != 0)
+		goto reply;
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
 	if (api_begin(r, db, &err) != 0)
 		goto reply;
@@ -816,20 +795,7 @@ deliveries_list(struct api_req *r, struct p25_db *db)
 	    " 'updated_at', d.updated_at) ORDER BY d.created_at DESC), '[]'), 'next_cursor', null)::text"
 	    " FROM (SELECT * FROM webhook_deliveries WHERE tenant_id = $1"
 	    "   ORDER BY created_at DESC LIMIT 100) d");
-	struct p25_err err = { 0 };
 	const char *p[1] = { r->who.tenant };
-	char *s;
 
-	if (api_begin(r, db, &err) != 0) {
-		api_reply_err(r, &err);
-		return;
-	}
-	s = p25_db_text(db, &st, p, NULL, &err);
-	p25_db_rollback(db);
-	if (!s) {
-		api_reply_err(r, &err);
-		return;
-	}
-	api_reply_json_text(r, 200, s);
-	free(s);
+	api_reply_query(r, db, &st, p, "delivery");
 }

@@ -151,7 +151,7 @@ p25_audit_verify(struct p25_db *db, struct p25_audit_report *rep, struct p25_err
 
 	memset(rep, 0, sizeof(*rep));
 	rep->broken_pos = -1;
-	if (p25_db_begin(db, err) != 0 || p25_db_set_actor(db, NULL, "system", err) != 0)
+	if (p25_db_begin_as(db, NULL, "system", err) != 0)
 		goto out;
 	for (;;) {
 		const char *p[2] = { after, "5000" };

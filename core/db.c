@@ -283,6 +283,18 @@ p25_db_set_actor(struct p25_db *db, const char *tenant, const char *role,
 	return p25_db_run(db, &st, p, err) < 0 ? -1 : 0;
 }
 
+int
+p25_db_begin_as(struct p25_db *db, const char *tenant, const char *role, struct p25_err *err)
+{
+	if (p25_db_begin(db, err) != 0)
+		return -1;
+	if (p25_db_set_actor(db, tenant, role, err) != 0) {
+		p25_db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- pool */
 
 struct pool_item {

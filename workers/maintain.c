@@ -35,18 +35,6 @@
 
 #define BATCH 200
 
-static int
-begin_system(struct p25_db *db, struct p25_err *err)
-{
-	if (p25_db_begin(db, err) != 0)
-		return -1;
-	if (p25_db_set_actor(db, NULL, "system", err) != 0) {
-		p25_db_rollback(db);
-		return -1;
-	}
-	return 0;
-}
-
 /* Ids from a one-column query, run in its own short transaction. */
 static PGresult *
 due(struct p25_db *db, struct p25_stmt *st, struct p25_err *err)
@@ -56,7 +44,7 @@ due(struct p25_db *db, struct p25_stmt *st, struct p25_err *err)
 	PGresult *res;
 
 	snprintf(lim, sizeof(lim), "%d", BATCH);
-	if (begin_system(db, err) != 0)
+	if (p25_db_begin_as(db, NULL, "system", err) != 0)
 		return NULL;
 	res = p25_db_exec(db, st, p, err);
 	p25_db_rollback(db);
@@ -84,7 +72,7 @@ p25_job_renew(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		const char *p[1] = { id };
 		struct p25_err e = { 0 };
 
-		if (begin_system(db, &e) != 0 || p25_db_run(db, &lock, p, &e) != 1 ||
+		if (p25_db_begin_as(db, NULL, "system", &e) != 0 || p25_db_run(db, &lock, p, &e) != 1 ||
 		    p25_issue_token(db, &wctx.issuer, id, "renew", &e) != 0 ||
 		    p25_db_commit(db, &e) != 0) {
 			p25_db_rollback(db);
@@ -129,7 +117,7 @@ p25_job_expire(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 	int i, n, done = 0;
 
 	snprintf(wsec, sizeof(wsec), "%ld", wctx.cfg.expiry_warning);
-	if (begin_system(db, err) != 0)
+	if (p25_db_begin_as(db, NULL, "system", err) != 0)
 		return -1;
 	{
 		const char *p[1] = { wsec };
@@ -164,7 +152,7 @@ p25_job_expire(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		bool found = false;
 		char *tenant = NULL;
 
-		if (begin_system(db, &e) == 0)
+		if (p25_db_begin_as(db, NULL, "system", &e) == 0)
 			tenant = p25_db_text(db, &upd, p, &found, &e);
 		if (!tenant || p25_audit(db, "system:expiry", "exemption.expire", "exemption", id,
 					 tenant, NULL, &e) != 0 ||

@@ -50,18 +50,6 @@ P25_STMT(mon_check, 6,
     " SELECT id, tenant_id, vetting_round, 'dnsbl', $2, $3, $4::jsonb, $5 FROM requests"
     " WHERE id = $1 AND tenant_id = $6");
 
-static int
-begin_system(struct p25_db *db, struct p25_err *err)
-{
-	if (p25_db_begin(db, err) != 0)
-		return -1;
-	if (p25_db_set_actor(db, NULL, "system", err) != 0) {
-		p25_db_rollback(db);
-		return -1;
-	}
-	return 0;
-}
-
 /* Appends s to a PostgreSQL array literal in b (cap bytes). */
 static void
 arr_add(char *b, size_t cap, const char *s)
@@ -94,7 +82,7 @@ monitor_batch(struct p25_db *db, struct p25_dns *dns, int *handled, struct p25_e
 	int n, i, rc = -1;
 
 	snprintf(lim, sizeof(lim), "%d", MONITOR_BATCH);
-	if (begin_system(db, err) != 0)
+	if (p25_db_begin_as(db, NULL, "system", err) != 0)
 		return -1;
 	{
 		const char *p[1] = { lim };
@@ -161,7 +149,7 @@ monitor_batch(struct p25_db *db, struct p25_dns *dns, int *handled, struct p25_e
 			 json_string_value(json_object_get(listed, "answer")),
 			 json_string_value(json_object_get(listed, "txt")));
 		ev = json_dumps(k->evidence, JSON_COMPACT);
-		if (begin_system(db, &e) == 0) {
+		if (p25_db_begin_as(db, NULL, "system", &e) == 0) {
 			const char *p[6] = { PQgetvalue(res, i, 2), k->subject, "fail", ev, k->hint,
 					     PQgetvalue(res, i, 4) };
 			int s = ev ? p25_suspend(db, &wctx.policy, PQgetvalue(res, i, 0), "listing",
@@ -183,7 +171,7 @@ monitor_batch(struct p25_db *db, struct p25_dns *dns, int *handled, struct p25_e
 	snprintf(interval, sizeof(interval), "%d", wctx.policy.monitor_interval_seconds);
 	if (ids[0]) {
 		const char *p[3] = { ids, errs[0] ? errs : "{}", interval };
-		if (begin_system(db, err) != 0)
+		if (p25_db_begin_as(db, NULL, "system", err) != 0)
 			goto out;
 		up = p25_db_exec(db, &mon_next, p, err);
 		if (!up)

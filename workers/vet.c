@@ -41,18 +41,6 @@ P25_STMT(vet_load, 1,
     "   WHERE request_id = r.id)::text"
     " FROM requests r WHERE id = $1 FOR UPDATE");
 
-static int
-begin_system(struct p25_db *db, struct p25_err *err)
-{
-	if (p25_db_begin(db, err) != 0)
-		return -1;
-	if (p25_db_set_actor(db, NULL, "system", err) != 0) {
-		p25_db_rollback(db);
-		return -1;
-	}
-	return 0;
-}
-
 /* Completes a job that has nothing (more) to do, in its own transaction. */
 static int
 finish_stale(struct p25_job *job, struct p25_db *db, const char *why, struct p25_err *err)
@@ -145,7 +133,7 @@ p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 	snprintf(roundbuf, sizeof(roundbuf), "%lld", (long long)round);
 
 	/* 1. pending → vetting */
-	if (begin_system(db, err) != 0)
+	if (p25_db_begin_as(db, NULL, "system", err) != 0)
 		return -1;
 	{
 		const char *p[1] = { rid };
@@ -197,7 +185,7 @@ p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		goto out;
 
 	/* 3. decide, in one transaction */
-	if (begin_system(db, err) != 0)
+	if (p25_db_begin_as(db, NULL, "system", err) != 0)
 		goto out;
 	{
 		const char *p[1] = { rid };

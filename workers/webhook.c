@@ -60,12 +60,8 @@ p25_job_webhook(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 
 	if (!id || !p25_uuid_ok(id))
 		return p25_err_set(err, 400, "bad_payload", "webhook job needs {delivery: uuid}");
-	if (p25_db_begin(db, err) != 0)
+	if (p25_db_begin_as(db, NULL, "system", err) != 0)
 		return -1;
-	if (p25_db_set_actor(db, NULL, "system", err) != 0) {
-		p25_db_rollback(db);
-		return -1;
-	}
 	{
 		const char *p[1] = { id };
 		res = p25_db_exec(db, &load, p, err);
@@ -142,10 +138,9 @@ p25_job_webhook(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 			 http ? "the endpoint answered with an error status" : cerr);
 		PGresult *ur;
 		int attempts;
-		if (p25_db_begin(db, err) != 0)
+		if (p25_db_begin_as(db, NULL, "system", err) != 0)
 			goto out;
-		if (p25_db_set_actor(db, NULL, "system", err) != 0 ||
-		    !(ur = p25_db_exec(db, &done, p, err))) {
+		if (!(ur = p25_db_exec(db, &done, p, err))) {
 			p25_db_rollback(db);
 			goto out;
 		}

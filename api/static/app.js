@@ -70,6 +70,7 @@
 		pollTimer: null,
 		detailVersion: null,
 		touched: new Set(),
+		idem: null,
 		submitted: false,
 	};
 
@@ -153,8 +154,8 @@
 	}
 
 	/* fetch with the bearer token; resolves to the parsed JSON, throws ApiError. */
-	async function api(method, path, body) {
-		const headers = { Accept: 'application/json, application/problem+json' };
+	async function api(method, path, body, extraHeaders) {
+		const headers = { Accept: 'application/json, application/problem+json', ...(extraHeaders || {}) };
 		if (state.token) headers.Authorization = `Bearer ${state.token}`;
 		const init = { method, headers, credentials: 'omit', cache: 'no-cache' };
 		if (body !== undefined) {
@@ -634,6 +635,12 @@
 		showSummary(summary);
 	}
 
+	function randomKey() {
+		const b = new Uint8Array(16);
+		window.crypto.getRandomValues(b);
+		return `web-${Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')}`;
+	}
+
 	async function submitRequest() {
 		state.submitted = true;
 		const summary = [];
@@ -648,11 +655,16 @@
 		}
 		showSummary([]);
 		const body = formBody();
+		// the same body sent again (a retry after a lost answer) carries the
+		// same Idempotency-Key, so it is filed once; another body gets a new key
+		const json = JSON.stringify(body);
+		if (!state.idem || state.idem.json !== json) state.idem = { json, key: randomKey() };
 		const btn = $('request-submit');
 		btn.disabled = true;
 		btn.textContent = 'Filing…';
 		try {
-			const req = await api('POST', '/v1/requests', body);
+			const req = await api('POST', '/v1/requests', body, { 'Idempotency-Key': state.idem.key });
+			state.idem = null;
 			$('request-form').reset();
 			state.submitted = false;
 			state.touched.clear();

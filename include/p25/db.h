@@ -74,6 +74,9 @@ void p25_db_rollback(struct p25_db *db);
  */
 int p25_db_set_actor(struct p25_db *db, const char *tenant, const char *role,
 		     struct p25_err *err);
+/* BEGIN and p25_db_set_actor in one; rolls back itself on failure. */
+int p25_db_begin_as(struct p25_db *db, const char *tenant, const char *role,
+		    struct p25_err *err);
 
 /* Fills err from a failed result (and logs server errors). */
 void p25_db_error(struct p25_db *db, const PGresult *res, struct p25_err *err);
