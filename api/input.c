@@ -174,11 +174,17 @@ input_validation_failed(struct p25_err *err)
 	size_t n = err->errors ? json_array_size(err->errors) : 0;
 	json_t *first = n ? json_array_get(err->errors, 0) : NULL;
 
+	const char *code = first ? json_string_value(json_object_get(first, "code")) : NULL;
+	size_t i;
+
+	/* one kind of problem names the code; mixed ones are validation_failed */
+	for (i = 1; code && i < n; i++)
+		if (strcmp(code, json_string_value(json_object_get(json_array_get(err->errors, i),
+								   "code"))) != 0)
+			code = NULL;
 	err->status = 422;
 	snprintf(err->title, sizeof(err->title), "%s", p25_http_reason(422));
-	/* the first problem names the code, the list holds them all */
-	snprintf(err->code, sizeof(err->code), "%s",
-		 n == 1 ? json_string_value(json_object_get(first, "code")) : "validation_failed");
+	snprintf(err->code, sizeof(err->code), "%s", code ? code : "validation_failed");
 	snprintf(err->field, sizeof(err->field), "%s",
 		 first ? json_string_value(json_object_get(first, "field")) : "");
 	if (n == 1)

@@ -221,7 +221,7 @@ submission_parse(json_t *b, struct submission *s, struct p25_err *err)
 /* Limits and ownership, inside the transaction, under the tenant lock. */
 static int
 submission_allowed(struct p25_db *db, struct api_req *r, const char *cidrs,
-		   struct p25_err *err)
+		   const struct submission *s, struct p25_err *err)
 {
 	P25_STMT(lock, 1, "SELECT pg_advisory_xact_lock(hashtext('p25.submit:' || $1))");
 	P25_STMT(facts, 2,
@@ -231,7 +231,7 @@ submission_allowed(struct p25_db *db, struct api_req *r, const char *cidrs,
 	    " (SELECT ceil(extract(epoch FROM min(created_at) + interval '1 hour' - now()))"
 	    "   FROM requests WHERE tenant_id = $1 AND created_at > now() - interval '1 hour'),"
 	    " (SELECT count(*) FROM requests WHERE tenant_id = $1 AND status = ANY('" OPEN_STATES "')),"
-	    " (SELECT string_agg(a::text, ',') FROM unnest($2::cidr[]) a"
+	    " (SELECT ',' || string_agg(a::text, ',') || ',' FROM unnest($2::cidr[]) a"
 	    "   WHERE NOT EXISTS (SELECT 1 FROM tenant_addresses t"
 	    "                     WHERE t.tenant_id = $1 AND t.prefix >>= a))");
 	const char *p[2] = { r->who.tenant, cidrs };
@@ -259,9 +259,25 @@ submission_allowed(struct p25_db *db, struct api_req *r, const char *cidrs,
 			    api.cfg.max_open_requests);
 		p25_err_hint(err, "wait for a decision or withdraw one");
 	} else if (!PQgetisnull(res, 0, 4)) {
-		p25_err_set(err, 422, "address_not_held",
-			    "not in your address inventory: %.400s", PQgetvalue(res, 0, 4));
-		snprintf(err->field, sizeof(err->field), "addresses");
+		/* name each entry, like every other validation failure */
+		const char *list = PQgetvalue(res, 0, 4);	/* ",a,b," */
+		int i;
+		for (i = 0; i < s->naddrs; i++) {
+			char txt[P25_PREFIX_STRLEN + 2], field[32], detail[160];
+			size_t tl;
+			txt[0] = ',';
+			p25_prefix_format(&s->addrs[i], txt + 1, sizeof(txt) - 2);
+			tl = strlen(txt);
+			txt[tl] = ',';
+			txt[tl + 1] = '\0';
+			if (!strstr(list, txt))
+				continue;
+			txt[tl] = '\0';
+			snprintf(field, sizeof(field), "addresses[%d]", i);
+			snprintf(detail, sizeof(detail), "%s is not in your address inventory", txt + 1);
+			p25_err_add(err, field, "address_not_held", detail);
+		}
+		input_validation_failed(err);
 		p25_err_hint(err, "request only addresses your account holds");
 	} else {
 		rc = 0;
@@ -321,7 +337,7 @@ req_submit(struct api_req *r, struct p25_db *db)
 			goto out;
 		}
 	}
-	if (submission_allowed(db, r, cidrs, &err) != 0)
+	if (submission_allowed(db, r, cidrs, s, &err) != 0)
 		goto fail;
 	snprintf(vol, sizeof(vol), "%lld", s->volume);
 	{
@@ -342,7 +358,7 @@ req_submit(struct api_req *r, struct p25_db *db)
 	job = json_pack("{s:s, s:i}", "request", id, "round", 1);
 	details = json_pack("{s:s, s:O}", "use_case", s->use_case, "addresses",
 			    json_object_get(body, "addresses"));
-	if (p25_job_enqueue(db, "vet", job, NULL, 0, &err) != 0 ||
+	if (p25_job_enqueue_nowake(db, "vet", job, &err) != 0 ||
 	    p25_audit(db, r->who.sub, "request.submit", "request", id, r->who.tenant,
 		      details, &err) != 0)
 		goto fail;
@@ -356,6 +372,7 @@ req_submit(struct api_req *r, struct p25_db *db)
 		tx = false;
 		goto fail;
 	}
+	p25_jobs_wake(db, "vet");	/* after the commit: see jobs.h */
 	api_reply_json_text(r, 202, out);
 	api_header(r, "Location", location);
 	api_header(r, "ETag", etag);

@@ -76,7 +76,8 @@ sys_openapi(struct api_req *r, struct p25_db *db)
 void
 sys_static(struct api_req *r, struct p25_db *db)
 {
-	serve(r, static_find(r->params[0]), "public, max-age=300");
+	/* no-cache: a page and its scripts must change together after a deploy */
+	serve(r, static_find(r->params[0]), "no-cache");
 }
 
 /* "/" → index.html, "/console" → console.html */

@@ -31,12 +31,12 @@ fixable(const char *code)
 void
 req_recheck(struct api_req *r, struct p25_db *db)
 {
-	P25_STMT(look, 2,
+	P25_STMT(look, 3,
 	    "SELECT r.status, ceil(extract(epoch FROM d.created_at + $2::integer * interval '1 second'"
 	    " - now())), to_jsonb(d.reason_codes)::text"
 	    " FROM requests r LEFT JOIN LATERAL (SELECT * FROM decisions x WHERE x.request_id = r.id"
 	    "   ORDER BY x.id DESC LIMIT 1) d ON true"
-	    " WHERE r.id = $1 FOR UPDATE OF r");
+	    " WHERE r.id = $1 AND r.tenant_id = $3 FOR UPDATE OF r");
 	/* the way back after a suspension (see way_back) */
 	P25_STMT(susp, 1,
 	    "SELECT max(e.suspensions), bool_or(e.cooldown_until > now()), max(e.cooldown_until),"
@@ -59,7 +59,7 @@ req_recheck(struct api_req *r, struct p25_db *db)
 	if (api_begin(r, db, &err) != 0)
 		goto reply;
 	{
-		const char *p[2] = { r->params[0], interval };
+		const char *p[3] = { r->params[0], interval, r->who.tenant };
 		res = p25_db_exec(db, &look, p, &err);
 	}
 	if (!res)

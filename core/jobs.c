@@ -30,6 +30,34 @@
 #include "p25/log.h"
 
 int
+p25_job_enqueue_nowake(struct p25_db *db, const char *kind, json_t *payload,
+		       struct p25_err *err)
+{
+	P25_STMT(st, 2, "INSERT INTO jobs (kind, payload) VALUES ($1, $2::jsonb)");
+	char *body = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+	const char *p[2] = { kind, body ? body : "{}" };
+	long n;
+
+	if (payload && !body)
+		return p25_err_set(err, 500, "internal", "job payload cannot be encoded");
+	n = p25_db_run(db, &st, p, err);
+	free(body);
+	return n == 1 ? 0 : -1;
+}
+
+void
+p25_jobs_wake(struct p25_db *db, const char *kind)
+{
+	P25_STMT(st, 1, "SELECT pg_notify('" P25_JOBS_CHANNEL "', $1)");
+	struct p25_err err = { 0 };
+	const char *p[1] = { kind };
+
+	if (p25_db_run(db, &st, p, &err) < 0)
+		p25_warn("job.wake", "cannot wake the %s workers: %s", kind, err.detail);
+	p25_err_clear(&err);
+}
+
+int
 p25_job_enqueue(struct p25_db *db, const char *kind, json_t *payload,
 		const char *dedupe_key, int delay_s, struct p25_err *err)
 {

@@ -40,6 +40,19 @@ int p25_job_enqueue(struct p25_db *db, const char *kind,
 		    struct p25_err *err);
 
 /*
+ * The same without the NOTIFY, for hot paths: a transaction that NOTIFYs
+ * takes a database-wide lock from its commit until its WAL is flushed, so
+ * concurrent notifying commits cannot share a flush (one fsync each).
+ * After the commit, call p25_jobs_wake() outside any transaction (its own
+ * commit writes nothing, so the lock is brief); if the process dies in
+ * between, the workers' poll timer picks the job up.
+ */
+int p25_job_enqueue_nowake(struct p25_db *db, const char *kind,
+			   struct json_t *payload, struct p25_err *err);
+/* Wakes the workers for kind.  Outside a transaction; errors are logged. */
+void p25_jobs_wake(struct p25_db *db, const char *kind);
+
+/*
  * Marks the job done inside the caller's open transaction, fenced by its
  * lease.  Returns -1 with err 409 "lease_lost" when the lease is no longer
  * this worker's: the caller must roll back.  Handlers whose work writes to
