@@ -376,6 +376,27 @@ run_on_pool(struct p25_db *db, void *arg)
 	MHD_resume_connection(r->conn);
 }
 
+/*
+ * A request id: a random per-thread prefix and a per-thread counter, so a
+ * request costs no getrandom(2) call (ids only need to be unique, not
+ * secret).
+ */
+static void
+request_id(unsigned char out[8])
+{
+	static _Thread_local uint32_t prefix, counter;
+	static _Thread_local bool seeded;
+
+	if (!seeded) {
+		randombytes_buf(&prefix, sizeof(prefix));
+		randombytes_buf(&counter, sizeof(counter));
+		seeded = true;
+	}
+	counter++;
+	memcpy(out, &prefix, 4);
+	memcpy(out + 4, &counter, 4);
+}
+
 /* Runs the handler: here when it needs no database, else on the pool. */
 static enum MHD_Result
 dispatch(struct api_req *r)
@@ -423,7 +444,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		r->route_idx = -1;
 		snprintf(r->method, sizeof(r->method), "%s", method);
 		r->path = strdup(url);
-		randombytes_buf(rnd, sizeof(rnd));
+		request_id(rnd);
 		sodium_bin2hex(r->id, sizeof(r->id), rnd, sizeof(rnd));
 		if (!r->path)
 			return MHD_NO;

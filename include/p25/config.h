@@ -40,7 +40,7 @@ struct p25_err;
 	  "required aud of bearer tokens") \
 	X(AUTH_LEEWAY, auth_leeway, INT, "30", 0, 300, false, \
 	  "seconds of clock skew allowed on exp/nbf") \
-	X(AUTH_CACHE_SIZE, auth_cache_size, INT, "1024", 0, 1048576, false, \
+	X(AUTH_CACHE_SIZE, auth_cache_size, INT, "8192", 0, 1048576, false, \
 	  "verified bearer tokens kept in memory (0 disables the cache)") \
 	X(KEK_FILE, kek_file, STR, "", 0, 0, false, \
 	  "file holding 64 hex characters: the key that seals signing keys") \
