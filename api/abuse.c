@@ -23,7 +23,8 @@
 #include "p25/suspend.h"
 #include "p25/validate.h"
 
-static const char *const categories[] = { "spam", "malware", "phishing", "fraud", "other", NULL };
+static const char *const categories[] = { "spam", "malware", "phishing", "fraud", "other",
+					  "not_spam", NULL };
 
 static bool
 category_ok(const char *c)
@@ -86,7 +87,7 @@ report_json(struct api_req *r, struct report *rep, struct p25_err *err)
 	if ((s = input_string(b, "category", true, 15, err))) {
 		if (!category_ok(s))
 			p25_err_add(err, "category", "invalid_value",
-				    "must be spam, malware, phishing, fraud or other");
+				    "must be spam, malware, phishing, fraud, other or not_spam");
 		snprintf(rep->category, sizeof(rep->category), "%s", s);
 	}
 	if ((s = input_string(b, "observed_at", false, 39, err))) {
@@ -123,7 +124,8 @@ report_arf(struct api_req *r, const char *ctype, struct report *rep, struct p25_
 	ft = arf.feedback_type;
 	snprintf(rep->category, sizeof(rep->category), "%s",
 		 strcasecmp(ft, "abuse") == 0 ? "spam" : strcasecmp(ft, "virus") == 0 ? "malware"
-		 : strcasecmp(ft, "fraud") == 0 ? "fraud" : "other");
+		 : strcasecmp(ft, "fraud") == 0 ? "fraud"
+		 : strcasecmp(ft, "not-spam") == 0 ? "not_spam" : "other");
 	rep->evidence = json_pack("{s:o}", "feedback_report", arf.fields);
 	rep->format = "arf";
 	return 0;
@@ -181,7 +183,8 @@ abuse_report(struct api_req *r, struct p25_db *db)
 	if (!res)
 		goto fail;
 	inserted = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-	if (inserted && !PQgetisnull(res, 0, 4)) {
+	/* "not spam" feedback is kept as evidence, never held against the sender */
+	if (inserted && !PQgetisnull(res, 0, 4) && strcmp(rep.category, "not_spam") != 0) {
 		snprintf(reason, sizeof(reason), "abuse report (%s) from %.200s", rep.category,
 			 rep.source);
 		snprintf(code, sizeof(code), "abuse_%s", rep.category);

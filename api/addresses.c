@@ -22,11 +22,11 @@ addr_status(struct api_req *r, struct p25_db *db)
 	P25_STMT(exm, 2,
 	    "SELECT jsonb_build_object('id', id, 'cidr', prefix::text, 'status', status,"
 	    " 'status_reason', status_reason, 'expires_at', expires_at, 'request', request_id,"
-	    " 'cooldown_until', cooldown_until)::text, status, updated_at"
+	    " 'cooldown_until', cooldown_until)::text, status, to_jsonb(updated_at) #>> '{}'"
 	    " FROM exemptions WHERE tenant_id = $1 AND prefix >>= $2::inet"
 	    " ORDER BY (status = 'active') DESC, (status = 'suspended') DESC, updated_at DESC LIMIT 1");
 	P25_STMT(req, 2,
-	    "SELECT r.id, r.status, r.updated_at,"
+	    "SELECT r.id, r.status, to_jsonb(r.updated_at) #>> '{}',"
 	    " (SELECT jsonb_build_object('decision', d.decision, 'reason_codes', to_jsonb(d.reason_codes),"
 	    "   'message', d.message, 'reapply_after', d.reapply_after, 'policy_version', d.policy_version)::text"
 	    "  FROM decisions d WHERE d.request_id = r.id ORDER BY d.id DESC LIMIT 1)"

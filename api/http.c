@@ -223,10 +223,18 @@ api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err)
 {
 	const char *role = "system";
 
+	/*
+	 * The identity follows the route, not every role the token holds: on a
+	 * tenant route a token that is also reviewer or admin still sees only
+	 * its own tenant's rows.
+	 */
 	if (r->authed) {
-		if (r->who.roles & (P25_ROLE_REVIEWER | P25_ROLE_ADMIN))
+		unsigned need = r->route->roles;
+		if ((need & P25_ROLE_TENANT) && (r->who.roles & P25_ROLE_TENANT))
+			role = "tenant";
+		else if (r->who.roles & need & (P25_ROLE_REVIEWER | P25_ROLE_ADMIN))
 			role = "staff";
-		else if (r->who.roles & P25_ROLE_TENANT)
+		else if (!need && (r->who.roles & P25_ROLE_TENANT))
 			role = "tenant";
 	}
 	return p25_db_begin_as(db, strcmp(role, "tenant") == 0 ? r->who.tenant : NULL, role, err);

@@ -34,10 +34,12 @@
 
 /* The request JSON and its version; NULL (no error) when not visible. */
 static char *
-request_load(struct p25_db *db, const char *id, char etag[32], struct p25_err *err)
+request_load(struct p25_db *db, const char *id, const char *tenant, char etag[32],
+	     struct p25_err *err)
 {
-	P25_STMT(st, 1, "SELECT p25_request_json(id)::text, version FROM requests WHERE id = $1");
-	const char *p[1] = { id };
+	P25_STMT(st, 2, "SELECT p25_request_json(id)::text, version FROM requests"
+			" WHERE id = $1 AND tenant_id = $2");
+	const char *p[2] = { id, tenant };
 	PGresult *res = p25_db_exec(db, &st, p, err);
 	char *s = NULL;
 
@@ -68,6 +70,16 @@ struct idem {
 	char hash_hex[65];
 };
 
+/* An Idempotency-Key: printable ASCII, no spaces or controls. */
+static bool
+key_ok(const char *k)
+{
+	for (; *k; k++)
+		if ((unsigned char)*k < 0x21 || (unsigned char)*k > 0x7e)
+			return false;
+	return true;
+}
+
 /*
  * Looks at the Idempotency-Key inside the open transaction.  Returns 1 when
  * the answer was replayed (r holds it), 0 to go on, -1 with err.
@@ -85,7 +97,7 @@ idem_check(struct api_req *r, struct p25_db *db, struct idem *ik, struct p25_err
 	PGresult *res;
 	crypto_generichash_state h;
 
-	if (strlen(ik->key) == 0 || strlen(ik->key) > 255 || !p25_text_ok(ik->key, 255))
+	if (strlen(ik->key) == 0 || strlen(ik->key) > 255 || !key_ok(ik->key))
 		return p25_err_field(err, 400, "invalid_idempotency_key", "Idempotency-Key",
 				     "the Idempotency-Key must be 1 to 255 printable characters");
 	crypto_generichash_init(&h, NULL, 0, sizeof(ik->hash));
@@ -362,7 +374,7 @@ req_submit(struct api_req *r, struct p25_db *db)
 	    p25_audit(db, r->who.sub, "request.submit", "request", id, r->who.tenant,
 		      details, &err) != 0)
 		goto fail;
-	out = request_load(db, id, etag, &err);
+	out = request_load(db, id, r->who.tenant, etag, &err);
 	if (!out)
 		goto fail;
 	snprintf(location, sizeof(location), "/v1/requests/%s", id);
@@ -413,7 +425,7 @@ req_get(struct api_req *r, struct p25_db *db)
 		api_reply_err(r, &err);
 		return;
 	}
-	s = request_load(db, r->params[0], etag, &err);
+	s = request_load(db, r->params[0], r->who.tenant, etag, &err);
 	p25_db_rollback(db);		/* read-only */
 	if (!s) {
 		if (err.status)
@@ -547,7 +559,7 @@ commit_and_reply(struct api_req *r, struct p25_db *db, int status)
 {
 	struct p25_err err = { 0 };
 	char etag[32];
-	char *s = request_load(db, r->params[0], etag, &err);
+	char *s = request_load(db, r->params[0], r->who.tenant, etag, &err);
 
 	if (!s || p25_db_commit(db, &err) != 0) {
 		p25_db_rollback(db);
@@ -618,7 +630,8 @@ req_message(struct api_req *r, struct p25_db *db)
 	    "UPDATE requests r SET version = version + 1, updated_at = now(),"
 	    " status = CASE WHEN d.actor = 'policy' THEN 'pending' ELSE 'needs_review' END,"
 	    " vetting_round = vetting_round + CASE WHEN d.actor = 'policy' THEN 1 ELSE 0 END"
-	    " FROM (SELECT actor FROM decisions WHERE request_id = $1 ORDER BY id DESC LIMIT 1) d"
+	    " FROM (SELECT coalesce((SELECT actor FROM decisions WHERE request_id = $1"
+	    "   ORDER BY id DESC LIMIT 1), 'policy') AS actor) d"
 	    " WHERE r.id = $1 RETURNING r.vetting_round, r.status");
 	static const char *const fields[] = { "body", NULL };
 	struct p25_err err = { 0 };

@@ -202,7 +202,7 @@ review_claim(struct api_req *r, struct p25_db *db)
 	    " WHERE id = $1 AND status IN ('needs_review', 'needs_info')"
 	    " AND (claimed_until IS NULL OR claimed_until < now() OR claimed_by = $2)"
 	    " RETURNING json_build_object('request', id, 'claimed_by', claimed_by,"
-	    " 'claimed_until', claimed_until)::text");
+	    " 'claimed_until', claimed_until)::text, tenant_id");
 	P25_STMT(who, 1, "SELECT status, CASE WHEN claimed_until > now() THEN claimed_by END,"
 			 " claimed_until FROM requests WHERE id = $1");
 	struct p25_err err = { 0 };
@@ -240,9 +240,16 @@ review_claim(struct api_req *r, struct p25_db *db)
 		PQclear(res);
 		goto fail;
 	}
-	if (p25_audit(db, r->who.sub, "request.claim", "request", r->params[0], NULL, NULL,
-		      &err) != 0 || p25_db_commit(db, &err) != 0)
-		goto fail;
+	{
+		P25_STMT(owner, 1, "SELECT tenant_id FROM requests WHERE id = $1");
+		const char *p[1] = { r->params[0] };
+		char *tenant = p25_db_text(db, &owner, p, NULL, &err);
+		int rc = tenant ? p25_audit(db, r->who.sub, "request.claim", "request", r->params[0],
+					    tenant, NULL, &err) : -1;
+		free(tenant);
+		if (rc != 0 || p25_db_commit(db, &err) != 0)
+			goto fail;
+	}
 	api_reply_json_text(r, 200, s);
 	free(s);
 	return;
@@ -418,11 +425,14 @@ review_decide(struct api_req *r, struct p25_db *db)
 			    "the request changed since you read it (now %s)", etag);
 		goto fail;
 	}
-	if (strcmp(PQgetvalue(res, 0, 0), "needs_review") != 0 &&
-	    strcmp(PQgetvalue(res, 0, 0), "needs_info") != 0) {
-		p25_err_set(&err, 409, "invalid_state",
-			    "the request is %s: someone decided it already or it moved on",
-			    PQgetvalue(res, 0, 0));
+	if (strcmp(PQgetvalue(res, 0, 0), "needs_review") != 0) {
+		if (strcmp(PQgetvalue(res, 0, 0), "needs_info") == 0)
+			p25_err_set(&err, 409, "invalid_state",
+				    "the request is waiting for the tenant's answer");
+		else
+			p25_err_set(&err, 409, "invalid_state",
+				    "the request is %s: someone decided it already or it moved on",
+				    PQgetvalue(res, 0, 0));
 		goto fail;
 	}
 	if (!PQgetisnull(res, 0, 4) && strcmp(PQgetvalue(res, 0, 4), r->who.sub) != 0) {
@@ -471,6 +481,7 @@ review_decide(struct api_req *r, struct p25_db *db)
 		struct p25_issue_opts o = { d.expires_days, d.prefixes, d.dest, d.rate };
 		struct p25_issuer is;
 		int rc = p25_issuer_init(&is, &api.cfg, &err);
+		is.monitor_interval = api.policy.monitor_interval_seconds;
 		if (rc == 0)
 			rc = p25_issue(db, &is, r->params[0], tenant, r->who.sub, &o, NULL, &err);
 		p25_issuer_wipe(&is);

@@ -42,9 +42,9 @@ req_recheck(struct api_req *r, struct p25_db *db)
 	    "SELECT max(e.suspensions), bool_or(e.cooldown_until > now()), max(e.cooldown_until),"
 	    " (SELECT d.actor FROM decisions d WHERE d.request_id = $1 ORDER BY d.id DESC LIMIT 1)"
 	    " FROM exemptions e WHERE e.request_id = $1 AND e.status = 'suspended'");
-	P25_STMT(upd, 1, "UPDATE requests SET status = 'pending', version = version + 1,"
+	P25_STMT(upd, 2, "UPDATE requests SET status = 'pending', version = version + 1,"
 			 " vetting_round = vetting_round + 1, updated_at = now(), decided_at = NULL"
-			 " WHERE id = $1 RETURNING vetting_round");
+			 " WHERE id = $1 AND tenant_id = $2 RETURNING vetting_round");
 	struct p25_err err = { 0 };
 	char interval[16], status[24], etag[32];
 	PGresult *res = NULL;
@@ -134,7 +134,7 @@ req_recheck(struct api_req *r, struct p25_db *db)
 	}
 	PQclear(res);
 	{
-		const char *p[1] = { r->params[0] };
+		const char *p[2] = { r->params[0], r->who.tenant };
 		res = p25_db_exec(db, &upd, p, &err);
 	}
 	if (!res)
@@ -146,8 +146,9 @@ req_recheck(struct api_req *r, struct p25_db *db)
 		      NULL, &err) != 0)
 		goto fail;
 	{
-		P25_STMT(get, 1, "SELECT p25_request_json(id)::text, version FROM requests WHERE id = $1");
-		const char *p[1] = { r->params[0] };
+		P25_STMT(get, 2, "SELECT p25_request_json(id)::text, version FROM requests"
+				 " WHERE id = $1 AND tenant_id = $2");
+		const char *p[2] = { r->params[0], r->who.tenant };
 		PQclear(res);
 		res = p25_db_exec(db, &get, p, &err);
 		if (!res || PQntuples(res) != 1)

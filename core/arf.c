@@ -141,8 +141,40 @@ parse_fields(const char *s, size_t len, json_t *obj)
 	return 0;
 }
 
+/* RFC 5322 §4.3 obsolete zone names → an offset. */
+static const struct { const char *name; const char *off; } obs_zones[] = {
+	{ "UT", "+0000" }, { "GMT", "+0000" }, { "Z", "+0000" },
+	{ "EST", "-0500" }, { "EDT", "-0400" }, { "CST", "-0600" }, { "CDT", "-0500" },
+	{ "MST", "-0700" }, { "MDT", "-0600" }, { "PST", "-0800" }, { "PDT", "-0700" },
+};
+
+static int
+date_parse(const char *in, char *out, size_t len);
+
 int
 p25_rfc5322_date(const char *in, char *out, size_t len)
+{
+	char buf[128];
+	size_t n = strlen(in), i;
+	const char *sp;
+
+	if (date_parse(in, out, len) == 0)
+		return 0;
+	/* an obsolete zone name as the last word */
+	sp = strrchr(in, ' ');
+	if (!sp || n >= sizeof(buf))
+		return -1;
+	for (i = 0; i < sizeof(obs_zones) / sizeof(obs_zones[0]); i++) {
+		if (strcasecmp(sp + 1, obs_zones[i].name) != 0)
+			continue;
+		snprintf(buf, sizeof(buf), "%.*s %s", (int)(sp - in), in, obs_zones[i].off);
+		return date_parse(buf, out, len);
+	}
+	return -1;
+}
+
+static int
+date_parse(const char *in, char *out, size_t len)
 {
 	static const char *const fmts[] = { "%a, %d %b %Y %H:%M:%S %z", "%d %b %Y %H:%M:%S %z",
 					    "%a, %d %b %Y %H:%M %z", NULL };

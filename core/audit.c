@@ -28,7 +28,14 @@ p25_audit(struct p25_db *db, const char *actor, const char *action,
 		return p25_err_set(err, 500, "internal", "cannot encode audit details");
 	n = p25_db_run(db, &st, p, err);
 	free(dj);
-	return n == 1 ? 0 : -1;
+	if (n == 1)
+		return 0;
+	/* fail closed, and say whose fault it is: never a 4xx for this */
+	p25_err_clear(err);
+	p25_err_set(err, 503, "audit_unavailable",
+		    "the change was not made because its audit record could not be written");
+	err->retry_after = 5;
+	return -1;
 }
 
 /* ------------------------------------------------------------ the chain */

@@ -343,6 +343,7 @@ p25_auth_verify(struct p25_auth *a, const char *header, long long now,
 			if (who->exp + a->leeway < now) {
 				p25_err_set(err, 401, "token_expired",
 					    "the bearer token has expired");
+				p25_err_hint(err, "get a fresh token from the identity provider");
 				return -1;
 			}
 			return 0;

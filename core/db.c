@@ -33,7 +33,7 @@ struct p25_db *
 p25_db_connect(const char *url, const char *appname, struct p25_err *err)
 {
 	const char *keys[] = { "dbname", "application_name", "connect_timeout", "options", NULL };
-	const char *vals[] = { url, appname ? appname : "p25", "5", "-c TimeZone=UTC", NULL };
+	const char *vals[] = { url, appname ? appname : "p25", "5", "-c TimeZone=UTC -c idle_in_transaction_session_timeout=30s", NULL };
 	struct p25_db *db;
 
 	db = calloc(1, sizeof(*db));

@@ -50,7 +50,9 @@ p25_dns_new(const char *servers, int timeout_ms, int tries, struct p25_err *err)
 		return NULL;
 	}
 	memset(&o, 0, sizeof(o));
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	/* NOCHECKRESP: a SERVFAIL or REFUSED answer is reported as such (an
+	 * "unknown" for the checks), not retried into ECONNREFUSED */
+	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP;
 	o.timeout = timeout_ms;
 	o.tries = tries;
 	o.lookups = (char *)(uintptr_t)"b";

@@ -25,6 +25,7 @@ p25_issuer_init(struct p25_issuer *is, const struct p25_config *cfg, struct p25_
 	memset(is, 0, sizeof(*is));
 	snprintf(is->iss, sizeof(is->iss), "%s", cfg->token_issuer);
 	is->token_ttl = cfg->token_ttl;
+	is->monitor_interval = 3600;
 	if (!cfg->kek_file[0])
 		return 0;
 	if (p25_kek_load(cfg->kek_file, is->kek, err) != 0)
@@ -140,20 +141,21 @@ p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id
 	    "   RETURNING id, tenant_id, prefix)"
 	    " INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, reason)"
 	    "   SELECT 'revoke', id, tenant_id, prefix, 'superseded' FROM old");
-	P25_STMT(ins, 6,
+	P25_STMT(ins, 7,
 	    "INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at, dest, rate,"
-	    " suspensions, cooldown_until)"
+	    " suspensions, cooldown_until, next_check_at)"
 	    " VALUES ($1, $2, $3::cidr, now() + $4::integer * interval '1 day',"
 	    " (SELECT array_agg(x::cidr) FROM jsonb_array_elements_text($5::jsonb) x), $6::integer,"
 	    /* repeat offences keep counting across new exemptions for the prefix */
 	    " (SELECT coalesce(max(o.suspensions), 0) FROM exemptions o"
 	    "   WHERE o.tenant_id = $1 AND o.prefix = $3::cidr),"
 	    " (SELECT max(o.cooldown_until) FROM exemptions o"
-	    "   WHERE o.tenant_id = $1 AND o.prefix = $3::cidr))"
+	    "   WHERE o.tenant_id = $1 AND o.prefix = $3::cidr),"
+	    " now() + random() * $7::integer * interval '1 second')"
 	    " RETURNING id");
 	PGresult *res = NULL;
 	json_t *out = json_array(), *d = NULL;
-	char days[16], rate[24], *pfx = NULL, *dest = NULL;
+	char days[16], rate[24], mon[16], *pfx = NULL, *dest = NULL;
 	int i, rc = -1;
 
 	if (!is->have_kek) {
@@ -181,6 +183,7 @@ p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id
 		dest = json_dumps(o->dest, JSON_COMPACT);
 	snprintf(days, sizeof(days), "%d", o->expires_days);
 	snprintf(rate, sizeof(rate), "%ld", o->rate);
+	snprintf(mon, sizeof(mon), "%d", is->monitor_interval > 0 ? is->monitor_interval : 3600);
 	{
 		const char *p[3] = { request_id, tenant, pfx };
 		res = p25_db_exec(db, &prefixes, p, err);
@@ -194,7 +197,8 @@ p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id
 	for (i = 0; i < PQntuples(res); i++) {
 		const char *cidr = PQgetvalue(res, i, 0);
 		const char *ps[3] = { tenant, cidr, request_id };
-		const char *pi[6] = { tenant, request_id, cidr, days, dest, o->rate > 0 ? rate : NULL };
+		const char *pi[7] = { tenant, request_id, cidr, days, dest, o->rate > 0 ? rate : NULL,
+				      mon };
 		bool found;
 		char *id;
 

@@ -21,7 +21,8 @@ p25_review_item(struct p25_db *db, const char *request_id, const char *actor,
 {
 	P25_STMT(item, 4,
 	    "WITH r AS (UPDATE requests SET status = 'needs_review', version = version + 1,"
-	    "   updated_at = now() WHERE id = $1 AND status = 'approved' RETURNING id, tenant_id, vetting_round)"
+	    "   updated_at = now() WHERE id = $1 AND status IN ('approved', 'needs_review')"
+	    "   RETURNING id, tenant_id, vetting_round)"
 	    " INSERT INTO decisions (request_id, tenant_id, round, decision, actor, reason_codes, message)"
 	    " SELECT id, tenant_id, vetting_round, 'needs_review', $2, ARRAY[$3], $4 FROM r");
 	const char *p[4] = { request_id, actor, code, message };

@@ -103,16 +103,35 @@ digits(const char *s, int n)
 	return true;
 }
 
+static int
+num(const char *s, int n)
+{
+	int v = 0;
+
+	while (n-- > 0)
+		v = v * 10 + (*s++ - '0');
+	return v;
+}
+
 bool
 p25_timestamp_ok(const char *s)
 {
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	const char *p;
+	int y, mo, d;
 
 	/* YYYY-MM-DDTHH:MM:SS */
 	if (strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) ||
 	    s[7] != '-' || !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') ||
 	    !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) ||
 	    s[16] != ':' || !digits(s + 17, 2))
+		return false;
+	y = num(s, 4);
+	mo = num(s + 5, 2);
+	d = num(s + 8, 2);
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) ||
+	    num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 60)
 		return false;
 	p = s + 19;
 	if (*p == '.') {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <ares.h>
 #include <jansson.h>
 
@@ -322,15 +323,23 @@ ptr_answer(void *arg, int status, const unsigned char *abuf, int alen)
 	if (ares_parse_ptr_reply(abuf, alen, h->addr.addr,
 				 h->addr.family == AF_INET ? 4 : 16, h->addr.family,
 				 &he) != ARES_SUCCESS || !he) {
-		h->ptr_status = ARES_EBADRESP;
+		/* an answer whose name c-ares refuses: a PTR, but not a host name */
+		snprintf(h->ptr[0], sizeof(h->ptr[0]), "(unparseable PTR record)");
+		h->ptr_valid[0] = false;
+		h->nptr = 1;
 		return;
 	}
 	if (he->h_name) {
 		snprintf(h->ptr[0], sizeof(h->ptr[0]), "%s", he->h_name);
 		h->nptr = 1;
 	}
-	for (i = 0; he->h_aliases && he->h_aliases[i] && h->nptr < MAX_PTR_NAMES; i++)
-		snprintf(h->ptr[h->nptr++], sizeof(h->ptr[0]), "%s", he->h_aliases[i]);
+	for (i = 0; he->h_aliases && he->h_aliases[i] && h->nptr < MAX_PTR_NAMES; i++) {
+		int k;
+		for (k = 0; k < h->nptr && strcasecmp(h->ptr[k], he->h_aliases[i]) != 0; k++)
+			;
+		if (k == h->nptr)	/* c-ares repeats h_name among the aliases */
+			snprintf(h->ptr[h->nptr++], sizeof(h->ptr[0]), "%s", he->h_aliases[i]);
+	}
 	ares_free_hostent(he);
 	for (i = 0; i < h->nptr; i++) {
 		size_t k;
@@ -1075,7 +1084,7 @@ p25_facts_load(struct p25_db *db, const char *tenant, const char *cidrs,
 	    " (SELECT count(*) FROM exemptions e WHERE e.tenant_id = $1"
 	    "   AND e.suspended_cause = 'abuse_report' AND e.updated_at > now() - interval '90 days')"
 	    " + (SELECT count(*) FROM abuse_reports b WHERE b.tenant_id = $1"
-	    "   AND b.received_at > now() - interval '90 days'),"
+	    "   AND b.received_at > now() - interval '90 days' AND p25_abuse_counts(b.category)),"
 	    " (SELECT count(*) FROM requests q WHERE q.tenant_id = $1"
 	    "   AND q.created_at > now() - interval '24 hours'),"
 	    " (SELECT string_agg(a::text, ', ') FROM unnest($2::cidr[]) a"

@@ -24,6 +24,7 @@ worker_ctx_init(void)
 			err.field[0] ? " at " : "", err.field);
 		exit(P25_EX_CONFIG);
 	}
+	wctx.issuer.monitor_interval = wctx.policy.monitor_interval_seconds;
 }
 
 void

@@ -40,7 +40,7 @@ static PGresult *
 due(struct p25_db *db, struct p25_stmt *st, struct p25_err *err)
 {
 	char lim[16];
-	const char *p[2] = { lim, NULL };
+	const char *p[1] = { lim };
 	PGresult *res;
 
 	snprintf(lim, sizeof(lim), "%d", BATCH);
@@ -54,7 +54,7 @@ due(struct p25_db *db, struct p25_stmt *st, struct p25_err *err)
 int
 p25_job_renew(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 {
-	P25_STMT(list, 2,
+	P25_STMT(list, 1,
 	    "SELECT e.id FROM exemptions e JOIN tokens t ON t.exemption_id = e.id AND t.current"
 	    " WHERE e.status = 'active' AND e.expires_at > now()"
 	    " AND t.expires_at < e.expires_at"
@@ -93,7 +93,7 @@ p25_job_renew(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 int
 p25_job_expire(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 {
-	P25_STMT(list, 2,
+	P25_STMT(list, 1,
 	    "SELECT id FROM exemptions WHERE status = 'active' AND expires_at <= now()"
 	    " ORDER BY expires_at LIMIT $1::integer");
 	P25_STMT(upd, 1,

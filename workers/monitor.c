@@ -142,7 +142,16 @@ monitor_batch(struct p25_db *db, struct p25_dns *dns, int *handled, struct p25_e
 				arr_add(errs, cap, PQgetvalue(res, i, 0));
 			continue;
 		}
-		listed = json_array_get(json_object_get(k->evidence, "listed"), 0);
+		{
+			json_t *all = json_object_get(k->evidence, "listed"), *l;
+			size_t li;
+			listed = json_array_get(all, 0);
+			json_array_foreach(all, li, l)
+				if (strcmp(json_string_value(json_object_get(l, "code")), k->code) == 0) {
+					listed = l;
+					break;
+				}
+		}
 		snprintf(reason, sizeof(reason), "listed in %s (%s, %s): %.300s",
 			 json_string_value(json_object_get(k->evidence, "zone")),
 			 json_string_value(json_object_get(listed, "list")),

@@ -577,10 +577,17 @@
 		if ((q.exemptions || []).length) main.appendChild(renderExemptions(q.exemptions, exTrails));
 		main.appendChild(renderTrail('sec-audit', 'Audit trail of this request', trail, q.id));
 
-		// the side: claim, decide, account, history
-		if (state.canDecide && open) {
+		// the side: claim, decide, account, history.  In needs_info the
+		// tenant has the turn (DESIGN.md, request life): nothing to decide
+		// until the answer puts the request back in the queue.
+		if (state.canDecide && q.status === 'needs_review') {
 			side.appendChild(renderClaim(q));
 			side.appendChild(renderDecide(q));
+		} else if (q.status === 'needs_info') {
+			const asked = [...(q.messages || [])].reverse().find((m) => m.role === 'reviewer');
+			side.appendChild(section('sec-decide', 'Decision',
+				h('p', null, 'The tenant has the turn: this request waits for the answer to a question, and comes back to the queue when it arrives.'),
+				asked ? h('p', null, h('span', { class: 'label' }, 'Asked: '), asked.body) : null));
 		} else if (!open) {
 			side.appendChild(section('sec-decide', 'Decision',
 				h('p', null, `This request is ${STATUS_TEXT[q.status] || q.status}: it is not waiting for a reviewer.`)));

@@ -27,6 +27,7 @@ struct p25_issuer {
 	bool have_kek;
 	char iss[128];
 	long token_ttl;
+	int monitor_interval;	/* seconds; new exemptions' first re-check is spread over it */
 };
 
 /* Loads the KEK (when P25_KEK_FILE is set) and the token settings.  A KEK
