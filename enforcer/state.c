@@ -1,0 +1,643 @@
+/*
+ * state.c — what the node enforces: a feed position and the exemption
+ * tokens that verified, one per exemption id (jti), kept sorted by jti.
+ *
+ * Design.  Every token enters through verify_token(), which calls
+ * p25_token_verify() with the trusted key set and the expected issuer; a
+ * token that fails is logged (kid, jti when readable, the reason — never
+ * the token) and skipped, and the state keeps what it had.  The state file
+ * holds tokens, not claims, and loading it verifies them again: the disk
+ * is never trusted more than the feed was, and a key the operator unpins
+ * takes its tokens with it at the next start.
+ *
+ * Expiry is by the clock alone: enf_state_expire() is called before every
+ * rendering, whether or not the API answers, so a node that lost its API
+ * still closes the port when a token's exp passes.  A renewal replaces a
+ * token only when it is not older (iat) than the one held: a duplicate
+ * delivered late cannot shorten an exemption's life or resurrect an old
+ * scope.
+ *
+ * Memory: entries own their token strings; the array grows by doubling.
+ * Not thread-safe (one agent thread); only the verification of a large
+ * batch runs on helper threads, inside one call, each on its own slice.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "enforcer.h"
+
+#define STATE_FORMAT "p25-enforcer-state/1"
+#define VERIFY_THREADS_FROM 2048	/* tokens in a batch before threads help */
+#define VERIFY_THREADS_MAX 16
+
+void
+enf_state_init(struct enf_state *st)
+{
+	memset(st, 0, sizeof(*st));
+}
+
+static void
+entries_free(struct enf_entry *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].token);
+	free(v);
+}
+
+void
+enf_state_cleanup(struct enf_state *st)
+{
+	entries_free(st->v, st->n);
+	memset(st, 0, sizeof(*st));
+}
+
+/* Index of jti, or where it would go (*found false). */
+static size_t
+find_pos(const struct enf_state *st, const char *jti, bool *found)
+{
+	size_t lo = 0, hi = st->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(st->v[mid].c.jti, jti);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+const struct enf_entry *
+enf_state_find(const struct enf_state *st, const char *jti)
+{
+	bool found;
+	size_t i = find_pos(st, jti, &found);
+
+	return found ? &st->v[i] : NULL;
+}
+
+/* Verifies a token; logs a refusal.  true with *c filled on success. */
+static bool
+verify_token(const struct enf_verifier *vf, const char *token, long long now,
+	     long long seq, struct p25_claims *c, struct enf_stats *stats)
+{
+	enum p25_verify_result r;
+	char kid[64] = "";
+
+	r = p25_token_verify(vf->ks, token, vf->issuer, now, vf->skew, c);
+	if (r == P25_VERIFY_OK)
+		return true;
+	(void)enf_token_kid(token, kid, sizeof(kid));
+	if (stats) {
+		stats->rejected++;
+		if (r == P25_VERIFY_UNKNOWN_KID)
+			stats->unknown_kid++;
+	}
+	if (r == P25_VERIFY_EXPIRED) {
+		/* routine when a snapshot or a state file is read late: not an alarm */
+		enf_log(ENF_INFO, "token_expired", "{s:s, s:I}", "kid", kid, "seq", (json_int_t)seq);
+	} else if (r == P25_VERIFY_UNKNOWN_KID) {
+		enf_log(ENF_ERROR, "token_rejected",
+			"{s:s, s:s, s:I, s:s}", "reason", p25_verify_result_str(r), "kid", kid,
+			"seq", (json_int_t)seq, "hint",
+			"the token is signed by a key this node does not trust: add the key to the "
+			"pinned JWKS and send SIGHUP, or run with --accept-new-keys");
+	} else {
+		enf_log(ENF_ERROR, "token_rejected", "{s:s, s:s, s:I}", "reason",
+			p25_verify_result_str(r), "kid", kid, "seq", (json_int_t)seq);
+	}
+	return false;
+}
+
+static int
+grow(struct enf_state *st, size_t want)
+{
+	struct enf_entry *nv;
+	size_t ncap;
+
+	if (want <= st->cap)
+		return 0;
+	ncap = st->cap ? st->cap : 16;
+	while (ncap < want)
+		ncap *= 2;
+	nv = realloc(st->v, ncap * sizeof(*nv));
+	if (!nv)
+		return -1;
+	st->v = nv;
+	st->cap = ncap;
+	return 0;
+}
+
+/*
+ * Puts a verified token in (taking ownership of tok on success).  A held
+ * entry with a newer iat wins.  Returns 1 added, 2 replaced, 0 ignored
+ * (older), -1 OOM.
+ */
+static int
+put(struct enf_state *st, char *tok, const struct p25_claims *c)
+{
+	bool found;
+	size_t i = find_pos(st, c->jti, &found);
+
+	if (found) {
+		if (c->iat < st->v[i].c.iat)
+			return 0;
+		if (strcmp(st->v[i].token, tok) == 0) {
+			free(tok);
+			return 3;	/* the same token again */
+		}
+		free(st->v[i].token);
+		st->v[i].token = tok;
+		st->v[i].c = *c;	/* applied_exp stays: what the kernel holds */
+		st->gen++;
+		return 2;
+	}
+	if (grow(st, st->n + 1) != 0)
+		return -1;
+	memmove(&st->v[i + 1], &st->v[i], (st->n - i) * sizeof(*st->v));
+	st->v[i].token = tok;
+	st->v[i].c = *c;
+	st->v[i].applied_exp = 0;
+	st->n++;
+	st->gen++;
+	return 1;
+}
+
+static void
+remove_at(struct enf_state *st, size_t i)
+{
+	free(st->v[i].token);
+	memmove(&st->v[i], &st->v[i + 1], (st->n - i - 1) * sizeof(*st->v));
+	st->n--;
+	st->gen++;
+}
+
+static int
+cmp_entry(const void *a, const void *b)
+{
+	const struct enf_entry *x = a, *y = b;
+	int c = strcmp(x->c.jti, y->c.jti);
+
+	if (c)
+		return c;
+	/* for one jti, the newest first: deduplication keeps it */
+	return x->c.iat > y->c.iat ? -1 : x->c.iat < y->c.iat ? 1 : 0;
+}
+
+/* One slice of a batch to verify: tokens[from, to) into v[from, to). */
+struct vslice {
+	const char *const *tokens;
+	struct enf_entry *v;
+	size_t from, to;
+	const struct enf_verifier *vf;
+	long long now, seq;
+	struct enf_stats stats;
+	bool oom;
+};
+
+static void *
+verify_slice(void *arg)
+{
+	struct vslice *sl = arg;
+	size_t i;
+
+	for (i = sl->from; i < sl->to; i++) {
+		if (!verify_token(sl->vf, sl->tokens[i], sl->now, sl->seq, &sl->v[i].c, &sl->stats))
+			continue;
+		sl->v[i].token = strdup(sl->tokens[i]);
+		if (!sl->v[i].token) {
+			sl->oom = true;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Verifies a batch into v (v[i].token NULL where token i failed).  A large
+ * batch (a snapshot: up to 100,000 tokens, ~50-100 us of Ed25519 each) is
+ * spread over the CPUs: p25_token_verify() is thread-safe and each thread
+ * writes only its own slice and counters.  false when out of memory.
+ */
+static bool
+verify_all(const char *const *tokens, size_t n, struct enf_entry *v,
+	   const struct enf_verifier *vf, long long now, long long seq,
+	   struct enf_stats *stats)
+{
+	struct vslice sl[VERIFY_THREADS_MAX];
+	pthread_t th[VERIFY_THREADS_MAX];
+	bool started[VERIFY_THREADS_MAX] = { false };
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nt = 1, t, per;
+	bool ok = true;
+
+	if (n >= VERIFY_THREADS_FROM && cpus > 1)
+		nt = (size_t)cpus < VERIFY_THREADS_MAX ? (size_t)cpus : VERIFY_THREADS_MAX;
+	per = (n + nt - 1) / nt;
+	for (t = 0; t < nt; t++) {
+		sl[t] = (struct vslice){ .tokens = tokens, .v = v, .from = t * per,
+					 .to = (t + 1) * per < n ? (t + 1) * per : n, .vf = vf,
+					 .now = now, .seq = seq };
+		if (sl[t].from > sl[t].to)
+			sl[t].from = sl[t].to;
+	}
+	/* slice 0 runs here; the others on threads (or here, if one cannot start) */
+	for (t = 1; t < nt; t++)
+		started[t] = pthread_create(&th[t], NULL, verify_slice, &sl[t]) == 0;
+	verify_slice(&sl[0]);
+	for (t = 1; t < nt; t++) {
+		if (started[t])
+			pthread_join(th[t], NULL);
+		else
+			verify_slice(&sl[t]);
+	}
+	for (t = 0; t < nt; t++) {
+		ok = ok && !sl[t].oom;
+		if (stats) {
+			stats->rejected += sl[t].stats.rejected;
+			stats->unknown_kid += sl[t].stats.unknown_kid;
+		}
+	}
+	return ok;
+}
+
+/*
+ * Builds a sorted, deduplicated entry array from a list of token strings
+ * (not owned: they are copied).  Used by the snapshot and the state file.
+ */
+static int
+build(struct enf_state *out, const char *const *tokens, size_t n, long long seq,
+      const struct enf_verifier *vf, long long now, struct enf_stats *stats)
+{
+	struct enf_entry *v = NULL;
+	size_t i, k = 0, w;
+
+	if (n == 0) {
+		out->v = NULL;
+		out->n = out->cap = 0;
+		out->seq = seq;
+		return 0;
+	}
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -1;
+	if (!verify_all(tokens, n, v, vf, now, seq, stats)) {
+		entries_free(v, n);
+		return -1;
+	}
+	for (i = 0; i < n; i++)		/* compact: the verified ones, in order */
+		if (v[i].token)
+			v[k++] = v[i];
+	if (k > 1)
+		qsort(v, k, sizeof(*v), cmp_entry);
+	for (i = 0, w = 0; i < k; i++) {
+		if (w > 0 && strcmp(v[w - 1].c.jti, v[i].c.jti) == 0) {
+			free(v[i].token);
+			if (stats)
+				stats->ignored++;
+			continue;
+		}
+		v[w++] = v[i];
+	}
+	out->v = v;
+	out->n = out->cap = w;
+	out->seq = seq;
+	return 0;
+}
+
+int
+enf_state_from_snapshot(struct enf_state *st, const struct enf_snapshot *snap,
+			const struct enf_verifier *vf, long long now,
+			struct enf_stats *stats)
+{
+	struct enf_state nst;
+	size_t i;
+
+	enf_state_init(&nst);
+	if (build(&nst, (const char *const *)snap->tokens, snap->n, snap->seq, vf, now, stats) != 0)
+		return -1;
+	if (stats) {
+		/* counted against what was held before */
+		for (i = 0; i < nst.n; i++) {
+			const struct enf_entry *old = enf_state_find(st, nst.v[i].c.jti);
+
+			if (!old)
+				stats->added++;
+			else if (strcmp(old->token, nst.v[i].token) == 0)
+				stats->unchanged++;
+			else
+				stats->replaced++;
+		}
+		for (i = 0; i < st->n; i++)
+			if (!enf_state_find(&nst, st->v[i].c.jti))
+				stats->removed++;
+	}
+	for (i = 0; i < nst.n; i++) {
+		const struct enf_entry *old = enf_state_find(st, nst.v[i].c.jti);
+
+		nst.v[i].applied_exp = old ? old->applied_exp : 0;
+	}
+	nst.gen = st->gen + 1;
+	enf_state_cleanup(st);
+	*st = nst;
+	return 0;
+}
+
+int
+enf_state_apply(struct enf_state *st, const struct enf_event *ev,
+		const struct enf_verifier *vf, long long now,
+		struct enf_stats *stats)
+{
+	struct p25_claims c;
+	bool found;
+	size_t i;
+	char *tok;
+	int r;
+
+	if (ev->seq > st->seq)
+		st->seq = ev->seq;
+	switch (ev->type) {
+	case ENF_EV_GRANT:
+	case ENF_EV_RENEW:
+		if (!ev->token || !verify_token(vf, ev->token, now, ev->seq, &c, stats))
+			return 0;
+		if (ev->exemption[0] && strcmp(ev->exemption, c.jti) != 0)
+			enf_log(ENF_WARN, "event_mismatch", "{s:I, s:s, s:s}", "seq",
+				(json_int_t)ev->seq, "event_exemption", ev->exemption,
+				"token_jti", c.jti);
+		tok = strdup(ev->token);
+		if (!tok)
+			return -1;
+		r = put(st, tok, &c);
+		if (r < 0) {
+			free(tok);
+			return -1;
+		}
+		if (r == 0)
+			free(tok);
+		if (stats) {
+			if (r == 1)
+				stats->added++;
+			else if (r == 2)
+				stats->replaced++;
+			else if (r == 3)
+				stats->unchanged++;
+			else
+				stats->ignored++;
+		}
+		enf_log(ENF_INFO, ev->type == ENF_EV_GRANT ? "grant" : "renew",
+			"{s:I, s:s, s:s, s:I, s:s, s:s}", "seq", (json_int_t)ev->seq,
+			"exemption", c.jti, "cidr", c.cidr, "exp", (json_int_t)c.exp, "kid", c.kid,
+			"result", r == 1 ? "added" : r == 2 ? "replaced" : r == 3 ? "unchanged"
+				: "ignored_older");
+		return 0;
+	case ENF_EV_REVOKE:
+		i = find_pos(st, ev->exemption, &found);
+		if (found)
+			remove_at(st, i);
+		if (stats) {
+			if (found)
+				stats->removed++;
+			else
+				stats->ignored++;
+		}
+		enf_log(ENF_INFO, "revoke", "{s:I, s:s, s:s, s:s, s:b}", "seq", (json_int_t)ev->seq,
+			"exemption", ev->exemption, "cidr", ev->cidr, "reason", ev->reason,
+			"held", found);
+		return 0;
+	case ENF_EV_UNKNOWN:
+	default:
+		if (stats)
+			stats->ignored++;
+		enf_log(ENF_WARN, "event_unknown", "{s:I, s:s}", "seq", (json_int_t)ev->seq,
+			"type", ev->type_name);
+		return 0;
+	}
+}
+
+size_t
+enf_state_expire(struct enf_state *st, long long now)
+{
+	size_t i, w, gone = 0;
+
+	for (i = 0, w = 0; i < st->n; i++) {
+		if (st->v[i].c.exp <= now) {
+			enf_log(ENF_INFO, "expired", "{s:s, s:s, s:I}", "exemption",
+				st->v[i].c.jti, "cidr", st->v[i].c.cidr, "exp",
+				(json_int_t)st->v[i].c.exp);
+			free(st->v[i].token);
+			gone++;
+			continue;
+		}
+		st->v[w++] = st->v[i];
+	}
+	st->n = w;
+	if (gone)
+		st->gen++;
+	return gone;
+}
+
+size_t
+enf_state_reverify(struct enf_state *st, const struct enf_verifier *vf, long long now)
+{
+	struct p25_claims c;
+	size_t i, w, gone = 0;
+
+	for (i = 0, w = 0; i < st->n; i++) {
+		if (!verify_token(vf, st->v[i].token, now, st->seq, &c, NULL)) {
+			free(st->v[i].token);
+			gone++;
+			continue;
+		}
+		st->v[w++] = st->v[i];
+	}
+	st->n = w;
+	if (gone)
+		st->gen++;
+	return gone;
+}
+
+long long
+enf_state_next_expiry(const struct enf_state *st)
+{
+	long long m = 0;
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		if (m == 0 || st->v[i].c.exp < m)
+			m = st->v[i].c.exp;
+	return m;
+}
+
+int
+enf_state_save(const struct enf_state *st, const char *path, long long now)
+{
+	struct enf_buf b;
+	size_t i;
+	int rc;
+
+	/* tokens are base64url and dots only (verified): no JSON escaping needed */
+	enf_buf_init(&b, ENF_STATE_MAX);
+	enf_buf_printf(&b, "{\"format\":\"%s\",\"seq\":%lld,\"saved_at\":%lld,\"tokens\":[",
+		       STATE_FORMAT, st->seq, now);
+	for (i = 0; i < st->n; i++)
+		enf_buf_printf(&b, "%s\n\"%s\"", i ? "," : "", st->v[i].token);
+	enf_buf_printf(&b, "]}\n");
+	if (b.failed) {
+		enf_buf_free(&b);
+		errno = EFBIG;
+		return -1;
+	}
+	rc = enf_write_atomic(path, b.p, b.len);
+	enf_buf_free(&b);
+	return rc;
+}
+
+int
+enf_state_load(struct enf_state *st, const char *path, const struct enf_verifier *vf,
+	       long long now, struct enf_stats *stats, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root = NULL, *toks, *t;
+	const char *fmt;
+	const char **list = NULL;
+	char *text;
+	size_t len, i, n = 0;
+	json_int_t seq;
+	int rc = -1;
+
+	text = enf_read_file(path, ENF_STATE_MAX, &len);
+	if (!text) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
+	if (!root) {
+		snprintf(err, errlen, "%s is not JSON: %s", path, jerr.text);
+		return -1;
+	}
+	fmt = json_string_value(json_object_get(root, "format"));
+	toks = json_object_get(root, "tokens");
+	if (!fmt || strcmp(fmt, STATE_FORMAT) != 0 || !json_is_array(toks) ||
+	    !json_is_integer(json_object_get(root, "seq")) ||
+	    (seq = json_integer_value(json_object_get(root, "seq"))) < 0) {
+		snprintf(err, errlen, "%s is not a %s file", path, STATE_FORMAT);
+		goto out;
+	}
+	if (json_array_size(toks) > 0) {
+		list = calloc(json_array_size(toks), sizeof(*list));
+		if (!list) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	json_array_foreach(toks, i, t) {
+		/* a string we cannot take is dropped, like a token that fails */
+		if (json_is_string(t) && json_string_length(t) <= P25_TOKEN_MAX)
+			list[n++] = json_string_value(t);
+		else if (stats)
+			stats->rejected++;
+	}
+	if (build(st, list, n, seq, vf, now, stats) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (stats)
+		stats->added += (unsigned)st->n;
+	st->gen++;
+	rc = 0;
+out:
+	free(list);
+	json_decref(root);
+	return rc;
+}
+
+void
+enf_state_digest(const struct enf_state *st, long long now, unsigned char out[32])
+{
+	crypto_generichash_state h;
+	const struct p25_claims *c;
+	char line[1600];
+	size_t i;
+	int k, n;
+
+	crypto_generichash_init(&h, NULL, 0, 32);
+	for (i = 0; i < st->n; i++) {
+		c = &st->v[i].c;
+		if (c->exp <= now)
+			continue;
+		n = snprintf(line, sizeof(line), "%s\n%s\n%lld\n%d\n", c->jti, c->cidr, c->rate,
+			     c->ndest);
+		crypto_generichash_update(&h, (const unsigned char *)line, (size_t)n);
+		for (k = 0; k < c->ndest && k < P25_MAX_DEST; k++)
+			crypto_generichash_update(&h, (const unsigned char *)c->dest[k],
+						  strlen(c->dest[k]) + 1);
+	}
+	crypto_generichash_final(&h, out, 32);
+}
+
+void
+enf_state_mark_applied(struct enf_state *st, long long now)
+{
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		st->v[i].applied_exp = st->v[i].c.exp < now + ENF_TIMEOUT_MAX
+				     ? st->v[i].c.exp : now + ENF_TIMEOUT_MAX;
+}
+
+/* when an entry needs a reload by the clock: its exp, or before its loaded expiry runs out */
+static long long
+entry_deadline(const struct enf_entry *e, long long margin)
+{
+	if (e->applied_exp > 0 && e->applied_exp < e->c.exp)
+		return e->applied_exp - margin < e->c.exp ? e->applied_exp - margin : e->c.exp;
+	return e->c.exp;
+}
+
+bool
+enf_state_refresh_due(const struct enf_state *st, long long now, long long margin)
+{
+	size_t i;
+
+	for (i = 0; i < st->n; i++) {
+		const struct enf_entry *e = &st->v[i];
+
+		if (e->c.exp > now && e->applied_exp > 0 && e->applied_exp < e->c.exp &&
+		    e->applied_exp - margin <= now)
+			return true;
+	}
+	return false;
+}
+
+long long
+enf_state_next_deadline(const struct enf_state *st, long long margin)
+{
+	long long m = 0, d;
+	size_t i;
+
+	for (i = 0; i < st->n; i++) {
+		d = entry_deadline(&st->v[i], margin);
+		if (m == 0 || d < m)
+			m = d;
+	}
+	return m;
+}
