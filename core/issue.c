@@ -46,8 +46,8 @@ p25_issue_token(struct p25_db *db, const struct p25_issuer *is, const char *exem
 		const char *type, struct p25_err *err)
 {
 	P25_STMT(load, 1,
-	    "SELECT e.tenant_id, e.prefix::text, e.request_id, extract(epoch FROM now())::bigint,"
-	    " extract(epoch FROM e.expires_at)::bigint, to_jsonb(e.dest)::text, e.rate"
+	    "SELECT e.tenant_id, e.prefix::text, e.request_id, floor(extract(epoch FROM now()))::bigint,"
+	    " floor(extract(epoch FROM e.expires_at))::bigint, to_jsonb(e.dest)::text, e.rate"
 	    " FROM exemptions e WHERE e.id = $1 AND e.status = 'active'");
 	P25_STMT(old, 1, "UPDATE tokens SET current = false WHERE exemption_id = $1 AND current");
 	P25_STMT(ins, 6,

@@ -557,7 +557,7 @@ log_http_failure(const char *what, const struct enf_resp *r)
 	else if (r->status == 403)
 		hint = "the bearer token lacks the enforcer role";
 	enf_log(r->status == 401 || r->status == 403 ? ENF_ERROR : ENF_WARN, "api_failed",
-		"{s:s, s:i, s:s, s:s?}", "call", what, "status", (int)r->status, "error",
+		"{s:s, s:i, s:s, s:s*}", "call", what, "status", (int)r->status, "error",
 		r->status ? "unexpected status" : r->error, "hint", hint);
 }
 
@@ -716,7 +716,7 @@ do_ack(struct agent *a)
 		json_t *p = json_loadb(r.body.p ? r.body.p : "", r.body.len, 0, NULL);
 
 		code = json_string_value(json_object_get(p, "code"));
-		enf_log(ENF_WARN, "ack_refused", "{s:I, s:s?, s:s}", "seq", (json_int_t)a->st.seq,
+		enf_log(ENF_WARN, "ack_refused", "{s:I, s:s*, s:s}", "seq", (json_int_t)a->st.seq,
 			"code", code, "action", "full snapshot");
 		json_decref(p);
 		a->need_snapshot = a->full_snapshot = true;
@@ -1096,7 +1096,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
-	enf_log(ENF_INFO, "start", "{s:s, s:s, s:s?, s:s, s:s, s:b, s:b, s:i, s:s, s:s?}", "mode",
+	enf_log(ENF_INFO, "start", "{s:s, s:s, s:s*, s:s, s:s, s:b, s:b, s:i, s:s, s:s*}", "mode",
 		cfg.mode == MODE_APPLY ? "apply" : cfg.mode == MODE_ONCE ? "once" : "print",
 		"node", cfg.node, "api", cfg.offline ? NULL : cfg.api, "state_dir", cfg.state_dir,
 		"jwks_pin", cfg.pin, "accept_new_keys", cfg.accept_new_keys, "check_only",

@@ -55,6 +55,8 @@ export function run(cmd, args, { env, input, timeoutMs = 60000, cwd } = {}) {
 				resolve({ code: err ? (typeof err.code === 'number' ? err.code : 128) : 0,
 					signal: err?.signal ?? null, stdout, stderr });
 			});
+		// a child that exits at once closes its stdin: not the caller's problem
+		child.stdin.on('error', () => {});
 		child.stdin.end(input ?? '');
 	});
 }

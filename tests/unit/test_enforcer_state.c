@@ -178,6 +178,43 @@ test_snapshot(void **state)
 	enf_state_cleanup(&st);
 }
 
+/* A snapshot large enough to be verified on several threads: same result. */
+static void
+test_big_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct enf_state st;
+	struct enf_stats stats = { 0 };
+	struct enf_snapshot snap = { 0 };
+	char jti[32], cidr[32];
+	size_t i;
+
+	snap.seq = 9;
+	snap.n = 5000;
+	snap.tokens = calloc(snap.n, sizeof(char *));
+	assert_non_null(snap.tokens);
+	for (i = 0; i < snap.n; i++) {
+		snprintf(jti, sizeof(jti), "ex-%05zu", snap.n - i);	/* reverse order */
+		snprintf(cidr, sizeof(cidr), "81.2.%zu.%zu/32", i / 256, i % 256);
+		if (i % 1000 == 7)	/* every 1000th signed by the untrusted key */
+			snap.tokens[i] = tok(f, 2, ISS, jti, cidr, NOW, NOW + 600);
+		else
+			snap.tokens[i] = good(f, jti, cidr, NOW, NOW + 600 + (long long)i);
+	}
+	enf_state_init(&st);
+	assert_int_equal(enf_state_from_snapshot(&st, &snap, &f->vf, NOW, &stats), 0);
+	assert_int_equal(st.n, 4995);
+	assert_int_equal(stats.rejected, 5);
+	assert_int_equal(stats.unknown_kid, 5);
+	assert_int_equal(stats.added, 4995);
+	for (i = 1; i < st.n; i++)
+		assert_true(strcmp(st.v[i - 1].c.jti, st.v[i].c.jti) < 0);
+	assert_null(enf_state_find(&st, "ex-04993"));	/* i = 7 */
+	assert_string_equal(enf_state_find(&st, "ex-00001")->c.cidr, "81.2.19.135/32");
+	snap_free(&snap);
+	enf_state_cleanup(&st);
+}
+
 static struct enf_event
 ev(long long seq, enum enf_event_type type, const char *exemption, char *token)
 {
@@ -524,6 +561,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_snapshot),
+		cmocka_unit_test(test_big_snapshot),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_state_file),
