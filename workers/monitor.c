@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "p25/db.h"
@@ -31,7 +32,16 @@
 #include "p25/suspend.h"
 #include "worker.h"
 
-#define MONITOR_BATCH 2000
+/*
+ * A batch's DNSBL queries are all in flight together on one UDP socket;
+ * a few hundred keeps a loopback resolver's socket buffer from overflowing
+ * (thousands at once lost half the answers to drops in the benchmark).
+ */
+#define MONITOR_BATCH 250
+/* A run stops well inside the job lease, so a lease never expires under a
+ * running monitor (which would run the same exemptions twice); the ticker
+ * queues the next run. */
+#define MONITOR_BUDGET_S 20
 
 P25_STMT(mon_due, 1,
     "SELECT id, prefix::text, request_id, check_errors, tenant_id FROM exemptions"
@@ -223,7 +233,10 @@ int
 p25_job_monitor(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 {
 	struct p25_dns *dns = p25_dns_thread(&wctx.cfg, err);
-	int handled, rounds = 0, total = 0;
+	int handled, total = 0;
+	time_t start = time(NULL);
+	long budget = wctx.cfg.job_lease / 2 < MONITOR_BUDGET_S ? wctx.cfg.job_lease / 2
+								 : MONITOR_BUDGET_S;
 
 	if (!dns)
 		return -1;
@@ -231,7 +244,7 @@ p25_job_monitor(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		if (monitor_batch(db, dns, &handled, err) != 0)
 			return -1;
 		total += handled;
-	} while (handled == MONITOR_BATCH && ++rounds < 50);
+	} while (handled == MONITOR_BATCH && time(NULL) - start < budget);
 	if (total)
 		p25_debug("monitor.done", "re-checked %d exemptions", total);
 	return 0;

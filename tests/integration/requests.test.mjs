@@ -318,13 +318,15 @@ describe('validation: each refusal is a problem naming the field, and leaves no 
 			// 81.2.70.5 is globex's, 81.2.71.5 nobody's, 2a02:ff0:2::/64 outside acme's /48
 			for (const a of ['81.2.70.5', '81.2.71.5', '2a02:ff0:2::/64']) {
 				const r = await submit(good({ addresses: ['81.2.69.5', a] }));
-				assertProblem(r, 422, 'address_not_held', 'addresses');
+				// the entry is named, like every other validation failure
+				assertProblem(r, 422, 'address_not_held', 'addresses[1]');
+				assert.deepEqual(r.json.errors.map((e) => e.field), ['addresses[1]'], r.text);
 				assert.ok(r.json.detail.includes(a.includes('/') ? a : `${a}/32`), r.text);
 				assert.ok(!r.json.detail.includes('81.2.69.5/32'), 'the held address is not named');
 			}
 			// a prefix only partly inside the inventory is not held either
 			const partly = await submit(good({ addresses: ['2a02:ff0::/48'] }));
-			assertProblem(partly, 422, 'address_not_held', 'addresses');
+			assertProblem(partly, 422, 'address_not_held', 'addresses[0]');
 		});
 	});
 
