@@ -258,7 +258,7 @@ test('the server\'s refusals land next to the field: address_not_held and an ent
 	await addr.fill('81.2.69.5\n81.2.69.200');
 	await page.getByLabel('What the mail is').selectOption('transactional');
 	await page.getByRole('button', { name: 'File the request' }).click();
-	await err.filter({ hasText: 'not in your address inventory: 81.2.69.200/32' }).waitFor();
+	await err.filter({ hasText: '81.2.69.200/32 is not in your address inventory' }).waitFor();
 	assert.equal(await addr.getAttribute('aria-invalid'), 'true');
 	const summary = page.getByRole('alert').filter({ hasText: 'The request was not filed' });
 	await summary.getByRole('button', { name: /Addresses: .*81\.2\.69\.200/ }).waitFor();
@@ -275,7 +275,7 @@ test('the server\'s refusals land next to the field: address_not_held and an ent
 	// another tenant's address is not acme's either
 	await addr.fill('81.2.70.1');
 	await page.getByRole('button', { name: 'File the request' }).click();
-	await err.filter({ hasText: 'not in your address inventory: 81.2.70.1/32' }).waitFor();
+	await err.filter({ hasText: '81.2.70.1/32 is not in your address inventory' }).waitFor();
 	assert.deepEqual(await rows('SELECT id FROM requests'), [], 'a refused request leaves no row');
 	await page.context().close();
 });
