@@ -388,8 +388,8 @@
 		} else {
 			fieldError($('q-tenant'), $('q-tenant-error'), '');
 		}
-		if (age && !/^\d{1,7}$/.test(age)) {
-			fieldError($('q-age'), $('q-age-error'), 'A whole number of minutes.');
+		if (age && !(/^\d{1,7}$/.test(age) && Number(age) <= 1000000)) {
+			fieldError($('q-age'), $('q-age-error'), 'A whole number of minutes (at most 1000000).');
 			bad = true;
 		} else {
 			fieldError($('q-age'), $('q-age-error'), '');
@@ -419,7 +419,7 @@
 		q.params = {
 			state: OPEN.includes(query.state) ? query.state : '',
 			tenant: query.tenant && TENANT_RE.test(query.tenant) ? query.tenant : '',
-			min_age: /^\d{1,7}$/.test(query.min_age || '') ? query.min_age : '',
+			min_age: /^\d{1,7}$/.test(query.min_age || '') && Number(query.min_age) <= 1000000 ? query.min_age : '',
 			outcome: OUTCOME_TEXT[query.outcome] ? query.outcome : '',
 		};
 		$('q-state').value = q.params.state;

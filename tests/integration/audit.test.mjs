@@ -219,12 +219,9 @@ describe('every state change writes its audit row', () => {
 		assert.ok(n > before0);
 	});
 
-	// BUG (workers/maintain.c): the renew and expire jobs declare their list
-	// statement with 2 parameters (P25_STMT(list, 2, …)) for SQL that has only
-	// $1, and due() binds two; PostgreSQL refuses every run ("bind message
-	// supplies 2 parameters, but prepared statement requires 1"), so no token
-	// is ever renewed and no exemption ever expires (nor writes exemption.expire).
-	test('expiry writes exemption.expire (worker)', {}, async () => {
+	// (a regression test: the renew and expire jobs once bound two parameters
+	// to a one-parameter statement and never ran — fixed in 772c06e)
+	test('expiry writes exemption.expire (worker)', async () => {
 		const id = await submit();
 		await waitStatus(id, 'needs_review');
 		const ok = await s.api('POST', `/v1/review/requests/${id}/decision`, { token: rita, body: { decision: 'approve' } });
@@ -413,14 +410,12 @@ describe('the service role', () => {
 		await assertIntact('after the refused changes');
 	});
 
-	// WEAKNESS (migrations/0001_schema.sql grants; core/audit.c verify): the
-	// service role may INSERT every column of audit_log, so a compromised
-	// service can add a row with a back-dated `at` and an xid below the chain
-	// head.  The sealer never seals it (it only seals rows after the head in
-	// (xid, seq) order) and `p25ctl audit verify` still says intact ("1 rows
-	// not sealed yet"), while GET /v1/audit lists the forged row.  Expected:
-	// seq/xid/at are not the service's to choose (column grants or a trigger),
-	// or verify reports a row that can no longer be sealed.
+	// A compromised service must not be able to add a row the chain never
+	// covers: with an xid below the chain head the sealer would never seal it
+	// and verify would only count it as "not sealed yet", while GET /v1/audit
+	// lists it with its back-dated `at`.  So seq/xid/at are not the service's
+	// to choose (column grants, migrations/0007_hardening.sql); should that
+	// insert ever be allowed again, verify must report the row.
 	test('cannot plant a back-dated row the chain never covers', async () => {
 		await seal();
 		const r = await asService(`BEGIN; SELECT set_config('p25.role', 'system', true);
@@ -492,8 +487,11 @@ describe('fail closed: when the audit row cannot be written, nothing changes', (
 			};
 			for (const [name, call] of Object.entries(calls)) {
 				const r = await call();
-				assert.ok(r.status >= 400 && r.status < 600, `${name}: ${r.status} ${r.text}`);
+				// the server's fault, said so: 503 audit_unavailable, never a 4xx blaming the input
+				assert.equal(r.status, 503, `${name}: ${r.status} ${r.text}`);
 				assert.match(r.headers.get('content-type') || '', /problem\+json/, name);
+				assert.equal(r.json?.code, 'audit_unavailable', `${name}: ${r.text}`);
+				assert.ok(r.headers.get('retry-after'), `${name}: Retry-After`);
 			}
 			assert.deepEqual(await snapshot(), b0, 'nothing changed');
 		} finally {
