@@ -77,8 +77,8 @@ main(int argc, char **argv)
 		return P25_EX_CONFIG;
 	}
 	if (p25_policy_load(api.cfg.policy_file, &api.policy, &err) != 0) {
-		fprintf(stderr, "p25-api: configuration error: P25_POLICY_FILE: %s %s\n",
-			err.detail, err.field);
+		fprintf(stderr, "p25-api: configuration error: P25_POLICY_FILE %s: %s%s%s\n",
+			api.cfg.policy_file, err.detail, err.field[0] ? " — at " : "", err.field);
 		return P25_EX_CONFIG;
 	}
 	api.pool = p25_pool_new(api.cfg.database_url, (int)api.cfg.db_pool_size,

@@ -879,12 +879,13 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 		p25_prefix_format(&addrs[p], ptxt, sizeof(ptxt));
 		for (i = 0; i < nhosts; i++) {
 			struct host *h = &hosts[i];
-			json_t *names = json_array(), *o;
+			json_t *names, *o;
 			bool generic = false, valid = true;
 			int k;
 
 			if (h->prefix_idx != p)
 				continue;
+			names = json_array();
 			for (k = 0; k < h->nptr; k++) {
 				json_array_append_new(names, json_string(h->ptr[k]));
 				if (!h->ptr_valid[k])

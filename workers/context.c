@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <curl/curl.h>
 
@@ -20,8 +21,11 @@ worker_ctx_init(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);	/* before any thread */
 	if (p25_policy_load(wctx.cfg.policy_file, &wctx.policy, &err) != 0 ||
 	    p25_issuer_init(&wctx.issuer, &wctx.cfg, &err) != 0) {
-		fprintf(stderr, "p25-worker: configuration error: %s%s%s\n", err.detail,
-			err.field[0] ? " at " : "", err.field);
+		if (strcmp(err.code, "invalid_policy") == 0)
+			fprintf(stderr, "p25-worker: configuration error: P25_POLICY_FILE %s: %s%s%s\n",
+				wctx.cfg.policy_file, err.detail, err.field[0] ? " — at " : "", err.field);
+		else
+			fprintf(stderr, "p25-worker: configuration error: %s\n", err.detail);
 		exit(P25_EX_CONFIG);
 	}
 	wctx.issuer.monitor_interval = wctx.policy.monitor_interval_seconds;
