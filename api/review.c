@@ -425,12 +425,19 @@ review_decide(struct api_req *r, struct p25_db *db)
 			    "the request changed since you read it (now %s)", etag);
 		goto fail;
 	}
-	/* a reviewer may also decide while waiting for the tenant's answer */
-	if (strcmp(PQgetvalue(res, 0, 0), "needs_review") != 0 &&
-	    strcmp(PQgetvalue(res, 0, 0), "needs_info") != 0) {
-		p25_err_set(&err, 409, "invalid_state",
-			    "the request is %s: someone decided it already or it moved on",
-			    PQgetvalue(res, 0, 0));
+	/*
+	 * Only a request waiting for review is decided.  Not one waiting for
+	 * the tenant's answer: otherwise a needs_info and an approve arriving
+	 * together would both win.
+	 */
+	if (strcmp(PQgetvalue(res, 0, 0), "needs_review") != 0) {
+		if (strcmp(PQgetvalue(res, 0, 0), "needs_info") == 0)
+			p25_err_set(&err, 409, "invalid_state",
+				    "the request is waiting for the tenant's answer");
+		else
+			p25_err_set(&err, 409, "invalid_state",
+				    "the request is %s: someone decided it already or it moved on",
+				    PQgetvalue(res, 0, 0));
 		goto fail;
 	}
 	if (!PQgetisnull(res, 0, 4) && strcmp(PQgetvalue(res, 0, 4), r->who.sub) != 0) {

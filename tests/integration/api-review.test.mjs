@@ -140,6 +140,14 @@ describe('claims and decisions', () => {
 		assert.equal(r.status, 200, r.text);
 		assert.equal(r.json.status, 'needs_info');
 		assert.equal(r.json.messages.at(-1).role, 'reviewer');
+		// while the tenant has not answered, no decision is taken
+		assertProblem(await s.api('POST', `/v1/review/requests/${id}/decision`, { token: rev,
+			body: { decision: 'approve' } }), 409, 'invalid_state');
+		// the tenant's answer puts it back in the review queue
+		const m = await s.api('POST', `/v1/requests/${id}/messages`, { token: tok,
+			body: { body: 'Our ERP sends invoices from it.' } });
+		assert.equal(m.status, 200, m.text);
+		assert.equal(m.json.status, 'needs_review');
 		const a = await s.api('POST', `/v1/review/requests/${id}/decision`, { token: rev,
 			body: { decision: 'approve', expires_in_days: 10, prefixes: ['81.2.69.21'] } });
 		assert.equal(a.status, 200, a.text);
