@@ -51,6 +51,7 @@ admin_tenant_put(struct api_req *r, struct p25_db *db)
 	    " webhook_secret) VALUES ($1, $2, $3::timestamptz, $4::boolean, $5, $6,"
 	    " $7)"
 	    " ON CONFLICT (id) DO UPDATE SET name = $2, account_created_at = $3::timestamptz,"
+	    " webhook_secret = coalesce(t.webhook_secret, $7),"
 	    " verified = $4::boolean, standing = $5, webhook_url = $6, updated_at = now()"
 	    " RETURNING (xmax = 0)");
 	static const char *const fields[] = { "name", "created_at", "verified", "standing",

@@ -685,6 +685,8 @@ req_message(struct api_req *r, struct p25_db *db)
 		PQclear(res);
 	}
 	if ((job && p25_job_enqueue(db, "vet", job, NULL, 0, &err) != 0) ||
+	    p25_notify(db, r->who.tenant, "request.status", r->params[0],
+		       job ? "pending" : "needs_review", "answered", &err) != 0 ||
 	    p25_audit(db, r->who.sub, "request.answer", "request", r->params[0],
 		      r->who.tenant, NULL, &err) != 0)
 		goto fail;

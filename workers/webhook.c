@@ -148,7 +148,7 @@ p25_job_webhook(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		PQclear(ur);
 		if (strcmp(outcome, "pending") == 0 &&
 		    p25_job_enqueue(db, "webhook", job->payload, NULL,
-				    (int)p25_queue_backoff(attempts, randombytes_uniform(1000000) / 1e6),
+				    (int)(p25_queue_backoff(attempts, randombytes_uniform(1000000) / 1e6) + 0.5),
 				    err) != 0) {
 			p25_db_rollback(db);
 			goto out;
