@@ -585,7 +585,7 @@ describe('re-checks spread over the interval', () => {
 	// error — bench/monitor.sh: 48,550 of 100,000 — which, three runs in a row,
 	// raises review items for exemptions whose DNSBL answered perfectly well.
 	test('2000 exemptions due at once against a healthy DNSBL: every one answered, no DNS error',
-		{ todo: 'BUG: monitor.c/vetting.c send a whole batch of DNSBL queries at once; the burst is dropped' }, async () => {
+		{ todo: 'batches of 250 cut the drops (1533 → 173 of 2000 on a loaded machine), not to zero: cap the queries in flight' }, async () => {
 			await s.sql('DELETE FROM exemptions WHERE request_id = $1', [reqId]);
 			await s.sql(`INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at, next_check_at)
 				SELECT 'acme', $1, format('81.2.%s.%s/32', 72 + i / 256, i % 256)::cidr, now() + interval '90 days', now()
