@@ -46,6 +46,7 @@ const SCEN = {
 	rdns_invalid: { addresses: ['81.2.69.67'] },
 	v6_clean: { addresses: ['2a02:ff0:1::25'] },
 	v6_listed: { addresses: ['2a02:ff0:1:66::25'] },
+	two_prefixes: { addresses: ['81.2.69.28', '2a02:ff0:1::26'] },
 	young: { addresses: ['81.2.69.11'], tenant: { ageDays: 10 } },
 	unverified: { addresses: ['81.2.69.12'], tenant: { verified: false } },
 	delinquent: { addresses: ['81.2.69.13'], tenant: { standing: 'delinquent' } },
@@ -66,7 +67,7 @@ const GOOD_RDNS = ['81.2.69.5', '81.2.69.40', '81.2.69.41', '81.2.69.42', '81.2.
 	'81.2.69.46', '81.2.69.47', '81.2.69.50', '81.2.69.51', '81.2.69.52', '81.2.69.56', '81.2.69.57',
 	'81.2.69.58', '81.2.69.59', '81.2.69.60', '81.2.69.11', '81.2.69.12', '81.2.69.13', '81.2.69.14',
 	'81.2.69.20', '81.2.69.21', '81.2.69.22', '81.2.69.23', '81.2.69.24', '81.2.69.25', '81.2.69.26',
-	'81.2.69.27', '2a02:ff0:1::25', '2a02:ff0:1:66::25'];
+	'81.2.69.27', '2a02:ff0:1::25', '2a02:ff0:1:66::25', '81.2.69.28', '2a02:ff0:1::26'];
 const mailName = (ip) => {
 	let i = GOOD_RDNS.indexOf(ip);
 	assert.ok(i >= 0, ip);
@@ -220,8 +221,8 @@ before(async () => {
 });
 
 after(async () => {
+	await resp?.stop(); // first: an open socket would keep the test process alive
 	await s?.stop();
-	await resp?.stop();
 });
 
 // ------------------------------------------------------------ clean
@@ -270,6 +271,26 @@ describe('a clean address', () => {
 			(SELECT count(*) FROM feed_events WHERE exemption_id = $2 AND type = 'grant') AS grants,
 			(SELECT count(*) FROM tokens WHERE exemption_id = $2 AND current) AS tokens`, [r.id, e.id]);
 		assert.deepEqual(rows[0], { decisions: 1, grants: 1, tokens: 1 });
+	});
+
+	// under AddressSanitizer this also catches a leak: p25_vet_dns once made
+	// the rDNS evidence array of every host for every prefix and dropped the
+	// ones of the other prefixes (core/vetting.c, `names`)
+	test('two prefixes (IPv4 and IPv6) → approved, one exemption per prefix', async () => {
+		const r = req.two_prefixes;
+		assert.equal(r.status, 'approved', JSON.stringify(r.checks, null, 1));
+		assert.deepEqual(r.addresses, ['81.2.69.28/32', '2a02:ff0:1::26/128']);
+		assert.deepEqual(checksOf(r, 'dnsbl').map((c) => [c.subject, c.outcome]),
+			[[`81.2.69.28/32 in ${ZONE}`, 'pass'], [`2a02:ff0:1::26/128 in ${ZONE}`, 'pass']]);
+		assert.deepEqual(checksOf(r, 'rdns').map((c) => [c.subject, c.outcome, c.evidence.hosts.map((h) => h.address)]),
+			[['81.2.69.28/32', 'pass', ['81.2.69.28']], ['2a02:ff0:1::26/128', 'pass', ['2a02:ff0:1::26']]]);
+		assert.equal(r.exemptions.length, 2);
+		const ex = await s.sqlJson(`SELECT prefix::text AS cidr, status,
+			(SELECT count(*) FROM tokens t WHERE t.exemption_id = e.id AND t.current) AS tokens
+			FROM exemptions e WHERE request_id = $1 ORDER BY prefix`, [r.id]);
+		// (cidr order: IPv4 sorts before IPv6)
+		assert.deepEqual(ex, [{ cidr: '81.2.69.28/32', status: 'active', tokens: 1 },
+			{ cidr: '2a02:ff0:1::26/128', status: 'active', tokens: 1 }]);
 	});
 
 	test('IPv6 with PTR and AAAA → approved', () => {
@@ -679,6 +700,15 @@ describe('readiness', () => {
 		assert.deepEqual(r.json.reason_codes, ['rdns_missing']);
 		r = await s.api('POST', '/v1/readiness', { token: tokens.v6_listed, body: { addresses: ['2a02:ff0:1:66::25'] } });
 		assert.equal(r.json.would_decide, 'deny', r.text);
+	});
+
+	test('two prefixes → would approve, a row per prefix (and, under ASan, no leak in p25-api)', async () => {
+		const r = await s.api('POST', '/v1/readiness', { token: tokens.two_prefixes,
+			body: { addresses: ['81.2.69.28', '2a02:ff0:1::26'] } });
+		assert.equal(r.status, 200, r.text);
+		assert.equal(r.json.would_decide, 'approve', r.text);
+		assert.deepEqual(r.json.checks.filter((c) => c.name === 'rdns').map((c) => c.subject),
+			['81.2.69.28/32', '2a02:ff0:1::26/128']);
 	});
 
 	test('an address outside the inventory → 422 address_not_held, nothing written', async () => {

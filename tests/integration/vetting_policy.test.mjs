@@ -12,7 +12,6 @@
 import test, { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { startStack, sleep } from '../lib/harness.mjs';
 import { startDns, startResponder, reverseName } from '../lib/dns.mjs';
@@ -31,10 +30,9 @@ let s;
 let dns;
 let resp;
 let ptrFixed = false;
-const pdir = fs.mkdtempSync(path.join(os.tmpdir(), 'p25-policy-'));
-process.on('exit', () => fs.rmSync(pdir, { recursive: true, force: true }));
+// policy files live in the stack's folder (removed with it)
 const policyFile = (name, content) => {
-	const f = path.join(pdir, name);
+	const f = path.join(s.dir, name);
 	fs.writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
 	return f;
 };
@@ -85,9 +83,8 @@ before(async () => {
 			return { rcode: 'NXDOMAIN' };
 		},
 	});
-	s = await startStack({ api: false, env: {
-		P25_RATE_LIMIT: '0', P25_MAX_OPEN_REQUESTS: '1000', P25_POLICY_FILE: policyFile('policy.json', POLICY),
-	} });
+	s = await startStack({ api: false, env: { P25_RATE_LIMIT: '0', P25_MAX_OPEN_REQUESTS: '1000' } });
+	s.env.P25_POLICY_FILE = policyFile('policy.json', POLICY);
 	dns = await startDns({
 		stack: s,
 		dnsbl: { [ZONE]: { ip4: ['81.2.69.40 :127.0.0.2:SBL listing for $', '81.2.69.44 :127.0.0.10:PBL listing for $'] } },

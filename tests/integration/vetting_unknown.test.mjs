@@ -42,9 +42,10 @@ before(async () => {
 });
 
 after(async () => {
-	await s?.stop();
+	// the sockets first: an open one would keep the test process alive
 	await silent?.stop();
 	await servfail?.stop();
+	await s?.stop();
 });
 
 /** Files a request for ip with a worker started with env, waits for the decision, stops the worker. */
