@@ -150,7 +150,7 @@ input_addresses(json_t *arr, const char *field, int max_entries, int max_v4,
 char *
 input_cidr_array(const struct p25_prefix *p, int n)
 {
-	size_t cap = 2 + (size_t)n * (P25_PREFIX_STRLEN + 1), len = 1;
+	size_t cap = 3 + (size_t)n * (P25_PREFIX_STRLEN + 1), len = 1;	/* "{" … "}" NUL */
 	char *s = malloc(cap);
 	int i;
 
