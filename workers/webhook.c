@@ -40,7 +40,7 @@ p25_job_webhook(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 {
 	P25_STMT(load, 1,
 	    "SELECT d.payload::text, d.event, t.webhook_url, t.webhook_secret,"
-	    " extract(epoch FROM now() - d.created_at)::bigint, d.status"
+	    " floor(extract(epoch FROM now() - d.created_at))::bigint, d.status"
 	    " FROM webhook_deliveries d JOIN tenants t ON t.id = d.tenant_id WHERE d.id = $1");
 	P25_STMT(done, 4,
 	    "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1,"
