@@ -219,10 +219,12 @@ describe('a receiver that fails twice, then accepts', () => {
 
 	// The retry is queued with the queue's backoff, 2^n s × [0.8, 1.2),
 	// rounded to whole seconds (job delays are whole seconds): 2 s, then 3–5 s.
+	// The lower bounds are the backoff; the upper ones leave room for a slow
+	// (sanitizer, loaded) machine: a retry is never early, it may be late.
 	test('the first retries wait the queue\'s backoff (2 s, then 3–5 s)', () => {
 		assert.ok(gaps.length === 2, 'the retry test ran');
-		assert.ok(gaps[0] >= 1.55 && gaps[0] <= 2.9, `first retry after ${gaps[0]} s`);
-		assert.ok(gaps[1] >= 2.55 && gaps[1] <= 5.9, `second retry after ${gaps[1]} s`);
+		assert.ok(gaps[0] >= 1.55 && gaps[0] <= 10, `first retry after ${gaps[0]} s`);
+		assert.ok(gaps[1] >= 2.55 && gaps[1] <= 15, `second retry after ${gaps[1]} s`);
 	});
 
 	test('decisions and exemption changes are notified too', async () => {
