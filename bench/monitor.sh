@@ -34,6 +34,8 @@
 #                      with more, and a run longer than P25_JOB_LEASE, see
 #                      monitor.moved_twice
 #   BENCH_KEEP=1       keep the work folder (logs, cluster)
+#   P25_DNS_MAX_INFLIGHT  the worker's DNS window (queries in flight per channel, 64);
+#                      like any P25_* variable set here, passed on to the worker
 #
 # Everything runs on loopback in a throwaway folder under $TMPDIR: a durable
 # PostgreSQL 15 cluster (fsync on: scripts/testpg.sh --durable), rbldnsd
@@ -271,13 +273,15 @@ fig monitor.dns_errors "$errors" exemptions
 fig monitor.moved_twice "$twice" exemptions
 fig monitor.udp_rcvbuf_errors "$((udp1 - udp0))" datagrams
 echo "# settings: $n_ex exemptions due at once, $n_listed listed (SBL), one zone, DNS via $dns_mode" \
-	"($dns_server), P25_WORKER_THREADS=$n_threads, P25_JOB_LEASE=${P25_JOB_LEASE:-60}, default DNS timeout/tries, durable cluster, $(nproc) CPUs"
+	"($dns_server), P25_WORKER_THREADS=$n_threads, P25_JOB_LEASE=${P25_JOB_LEASE:-60}," \
+	"P25_DNS_MAX_INFLIGHT=${P25_DNS_MAX_INFLIGHT:-64}, DNS timeout ${P25_DNS_TIMEOUT_MS:-1500} ms × ${P25_DNS_TRIES:-2} tries," \
+	"durable cluster, $(nproc) CPUs"
 echo "# load average at the end of the run: $(cut -d' ' -f1-3 /proc/loadavg) (wall times suffer from other load; CPU time does not)"
 echo "# wall: from the monitor job's claim to the last next_check_at in the future" \
 	"(wall_from_start adds the worker start and the ticker's first tick)"
 echo "# next_check_at spread after the run: $spread s (each moves by exactly one interval: the phase is kept)"
 [ "$errors" = 0 ] || echo "# NOTE: $errors exemptions ended the run with a DNS error (check_errors > 0):" \
-	"every query of a batch is sent at once; lost UDP datagrams (udp_rcvbuf_errors) time out"
+	"lost UDP datagrams (udp_rcvbuf_errors counts every socket on the machine) time out"
 [ "$lease" = 0 ] || echo "# NOTE: $lease job lease message(s) in the worker log: the run outlived P25_JOB_LEASE"
 goal "$wall" "<" 3600 "$n_ex re-checks within one interval (3600 s)"
 goal "$share" "<=" 1.0 "at most one core (worker CPU time / wall time)"

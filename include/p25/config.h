@@ -54,6 +54,8 @@ struct p25_err;
 	  "per-query DNS timeout in milliseconds") \
 	X(DNS_TRIES, dns_tries, INT, "2", 1, 10, false, \
 	  "DNS attempts per query") \
+	X(DNS_MAX_INFLIGHT, dns_max_inflight, INT, "64", 1, 4096, false, \
+	  "DNS queries in flight at once per resolver (one per thread); the rest wait, their timeout starting when sent") \
 	X(DNSBL_ZONES, dnsbl_zones, STR, "zen.spamhaus.org", 0, 0, false, \
 	  "comma-separated DNSBL zones (return codes read as Spamhaus ZEN's)") \
 	X(POLICY_FILE, policy_file, STR, "", 0, 0, false, \
