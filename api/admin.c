@@ -8,7 +8,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sodium.h>
 
 #include "api.h"
 #include "input.h"
@@ -97,10 +96,8 @@ admin_tenant_put(struct api_req *r, struct p25_db *db)
 	if (api_begin(r, db, &err) != 0)
 		goto fail;
 	{
-		unsigned char rnd[32];
-		char secret[65];
-		randombytes_buf(rnd, sizeof(rnd));
-		sodium_bin2hex(secret, sizeof(secret), rnd, sizeof(rnd));
+		char secret[P25_WEBHOOK_SECRET_LEN + 1];
+		p25_webhook_secret_new(secret, sizeof(secret));
 		const char *p[7] = { r->params[0], name, created,
 				     json_is_true(verified) ? "true" : "false",
 				     standing ? standing : "good", hook, secret };

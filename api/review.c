@@ -38,6 +38,26 @@ review_code_ok(const char *c)
 
 /* ---------------------------------------------------------------- queue */
 
+/*
+ * The queue is read in (updated_at, id) order from requests_review, the
+ * partial index of open requests, stopping after limit + 1 rows that pass
+ * the filters; every filter is cheap per row, so a page costs about the
+ * same however long the queue is (bench/REVIEW.md).  The statement's shape
+ * is what makes the planner choose that walk (migrations/0009 does the
+ * rest for row-level security):
+ *  - the state filter is one condition, status = ANY (the states asked
+ *    for), not "status IN (both) AND status = $1": PostgreSQL multiplies
+ *    the selectivities of two conditions on one column as if they were
+ *    independent and would guess 1/20 of the real count;
+ *  - the outcome filter's EXISTS ends in OFFSET 0, which keeps it a probe
+ *    of checks_request_outcome per walked row: without it the planner may
+ *    turn it into a hashed subplan that first reads every check of that
+ *    outcome in the table (0.4 to 0.7 s at 100,000 requests, measured);
+ *  - the "$n IS NULL OR ..." filters fold away in custom plans, so the
+ *    cursor becomes an index condition of the walk.  The generic plan of
+ *    this statement (parameters unknown) is estimated far costlier than the
+ *    custom ones, so the plan cache keeps planning per call.
+ */
 void
 review_queue(struct api_req *r, struct p25_db *db)
 {
@@ -54,12 +74,12 @@ review_queue(struct api_req *r, struct p25_db *db)
 	    "   GROUP BY c.outcome) o))::text,"
 	    " (extract(epoch FROM q.updated_at) * 1000000)::bigint, q.id"
 	    " FROM requests q"
-	    " WHERE q.status IN ('needs_review', 'needs_info')"
-	    " AND ($1::text IS NULL OR q.status = $1)"
+	    " WHERE q.status = ANY (CASE WHEN $1::text IS NULL"
+	    "      THEN '{needs_review,needs_info}'::text[] ELSE ARRAY[$1::text] END)"
 	    " AND ($2::text IS NULL OR q.tenant_id = $2)"
 	    " AND ($3::integer IS NULL OR q.updated_at <= now() - $3::integer * interval '1 second')"
 	    " AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM checks c WHERE c.request_id = q.id"
-	    "      AND c.round = q.vetting_round AND c.outcome = $4))"
+	    "      AND c.round = q.vetting_round AND c.outcome = $4 OFFSET 0))"
 	    " AND ($5::bigint IS NULL OR (q.updated_at, q.id) >"
 	    "      ('epoch'::timestamptz + $5::bigint * interval '1 microsecond', $6::uuid))"
 	    " ORDER BY q.updated_at, q.id LIMIT $7");

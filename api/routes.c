@@ -12,6 +12,10 @@
 #define E P25_ROLE_ENFORCER
 #define P P25_ROLE_REPORTER
 
+/* api/webhooks.c (kept out of api.h while others edit it) */
+void webhook_get(struct api_req *r, struct p25_db *db);
+void webhook_secret_rotate(struct api_req *r, struct p25_db *db);
+
 
 const struct api_route api_routes[] = {
 	{ "GET", "/healthz", sys_healthz, 0, ROUTE_PUBLIC },
@@ -40,6 +44,8 @@ const struct api_route api_routes[] = {
 	{ "POST", "/v1/exemptions/{id}/revoke", exm_revoke, R, ROUTE_DB | ROUTE_BODY },
 	{ "POST", "/v1/exemptions/{id}/reinstate", exm_reinstate, R, ROUTE_DB | ROUTE_BODY },
 	{ "GET", "/v1/webhook-deliveries", deliveries_list, T, ROUTE_DB },
+	{ "GET", "/v1/webhook", webhook_get, T, ROUTE_DB },
+	{ "POST", "/v1/webhook/secret", webhook_secret_rotate, T, ROUTE_DB },
 
 	{ "GET", "/v1/review/queue", review_queue, R | A, ROUTE_DB },
 	{ "GET", "/v1/review/requests/{id}", review_get, R | A, ROUTE_DB },

@@ -4,6 +4,8 @@
  * older than P25_WEBHOOK_GIVE_UP (a day by default), then gives up and
  * marks it failed for the tenant to see.
  */
+#include <sodium.h>
+
 #include "p25/db.h"
 #include "p25/err.h"
 #include "p25/notify.h"
@@ -25,4 +27,19 @@ p25_notify(struct p25_db *db, const char *tenant, const char *event,
 	const char *p[5] = { tenant, event, object_id, status, reason };
 
 	return p25_db_run(db, &st, p, err) < 0 ? -1 : 0;
+}
+
+void
+p25_webhook_secret_new(char *out, size_t outlen)
+{
+	unsigned char rnd[P25_WEBHOOK_SECRET_LEN / 2];
+
+	if (!out || outlen < P25_WEBHOOK_SECRET_LEN + 1) {
+		if (out && outlen)
+			out[0] = '\0';
+		return;
+	}
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(out, outlen, rnd, sizeof(rnd));
+	sodium_memzero(rnd, sizeof(rnd));
 }

@@ -12,8 +12,10 @@
 // Run: P25_BUILD_DIR=$PWD/build/debug node --test tests/integration/review.test.mjs
 import test, { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as jose from 'jose';
-import { startStack, freePort, sleep } from '../lib/harness.mjs';
+import { startStack, freePort, sleep, run, SOURCE_DIR } from '../lib/harness.mjs';
 
 let s;
 let tenantTok; // acme
@@ -808,4 +810,125 @@ test('roles: tenants may not review, reviewers may not administer', async () => 
 	// and nothing above changed the request
 	assert.equal((await tenantGet(id)).json.status, 'needs_review');
 	assert.equal((await rows('SELECT name FROM tenants WHERE id = $1', ['acme']))[0].name, 'Acme Mail');
+});
+
+// The queue's plans at 100,000 requests (bench/REVIEW.md, migrations/0009):
+// the SQL of api/review.c (review_queue), prepared and run as the service
+// role with p25.role = staff the way p25-api runs it (7th execution of one
+// prepared statement, so the plan cache has chosen), must walk
+// requests_review in order and stop early — no sequential scan of requests
+// or checks, no sort of the whole queue — for every filter shape.  A stack
+// of its own (no API): 100,000 rows would change what the tests above see.
+describe('the queue at 100,000 requests reads from its index', () => {
+	let big;
+	let sql;
+	before(async () => {
+		big = await startStack({ api: false });
+		await big.sql(`BEGIN;
+SELECT setseed(0.5);
+INSERT INTO tenants (id, name, account_created_at, verified)
+SELECT 't' || i, 'Tenant ' || i, now() - interval '400 days', true FROM generate_series(1, 200) i;
+CREATE TEMP TABLE ins AS
+WITH g AS (SELECT i, random() AS r, random() AS r2 FROM generate_series(1, 100000) i),
+r AS (INSERT INTO requests (tenant_id, status, use_case, vetting_round, created_at, updated_at)
+  SELECT 't' || (1 + i % 200),
+    CASE WHEN r < 0.04 THEN 'needs_review' WHEN r < 0.05 THEN 'needs_info' WHEN r < 0.75 THEN 'approved' ELSE 'denied' END,
+    'transactional', 1, now() - r2 * interval '366 days', now() - r2 * interval '365 days' FROM g ORDER BY i
+  RETURNING id, tenant_id, status)
+SELECT * FROM r;
+INSERT INTO checks (request_id, tenant_id, round, name, outcome)
+SELECT id, tenant_id, 1, c.name,
+  CASE WHEN random() < 0.2 THEN (ARRAY['error', 'fail', 'warn'])[1 + floor(random() * 3)::int] ELSE 'pass' END
+FROM ins CROSS JOIN (VALUES ('ownership'), ('dnsbl'), ('rdns')) c(name);
+COMMIT;
+ANALYZE tenants, requests, checks;`);
+		const src = fs.readFileSync(path.join(SOURCE_DIR, 'api/review.c'), 'utf8');
+		const at = src.indexOf('P25_STMT(st, 7,', src.indexOf('review_queue(struct api_req'));
+		const stmt = src.slice(at, src.indexOf('");', at) + 2);
+		sql = [...stmt.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1].replace(/\\"/g, '"').replace(/\\\\/g, '\\')).join('');
+		assert.match(sql, /FROM requests q/, 'the queue SQL read from api/review.c');
+	});
+	after(async () => {
+		if (big) await big.stop();
+	});
+
+	// psql as the service role (RLS on); returns stdout
+	const asApp = async (body) => {
+		const out = await run('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', big.env.P25_DATABASE_URL],
+			{ env: big.childEnv(), input: body });
+		assert.equal(out.code, 0, out.stderr);
+		return out.stdout;
+	};
+	const lit = (v) => (v === null ? 'NULL' : typeof v === 'number' ? String(v) : `'${v}'`);
+	const plan = async (params) => {
+		const args = params.map(lit).join(', ');
+		const out = await asApp(`BEGIN;
+SELECT set_config('p25.role', 'staff', true) \\g /dev/null
+PREPARE q AS ${sql};
+${Array.from({ length: 6 }, () => `EXECUTE q(${args}) \\g /dev/null`).join('\n')}
+EXPLAIN (FORMAT JSON) EXECUTE q(${args});
+ROLLBACK;
+`);
+		return JSON.parse(out)[0].Plan;
+	};
+	const nodes = (p, acc = []) => {
+		acc.push(p);
+		for (const c of p.Plans ?? []) nodes(c, acc);
+		return acc;
+	};
+	const shapes = [
+		['default', [null, null, null, null, null, null, 51]],
+		['limit=100', [null, null, null, null, null, null, 101]],
+		['state=needs_info', ['needs_info', null, null, null, null, null, 51]],
+		['outcome=fail', [null, null, null, 'fail', null, null, 51]],
+		['outcome=pass', [null, null, null, 'pass', null, null, 51]],
+		['combined', ['needs_review', null, 3600, 'error', null, null, 101]],
+		['min_age_seconds', [null, null, 259200, null, null, null, 51]],
+	];
+	for (const [name, params] of shapes) {
+		test(`${name}: an ordered walk of requests_review, no sequential scan, no sort`, async () => {
+			const all = nodes(await plan(params));
+			const seq = all.filter((n) => n['Node Type'] === 'Seq Scan' && ['requests', 'checks'].includes(n['Relation Name']));
+			assert.deepEqual(seq, [], 'no sequential scan of requests or checks');
+			assert.ok(all.some((n) => n['Node Type'] === 'Index Scan' && n['Relation Name'] === 'requests' && n['Index Name'] === 'requests_review'),
+				'requests read through requests_review');
+			assert.ok(!all.some((n) => /Sort/.test(n['Node Type']) && (n['Sort Key'] ?? []).some((k) => /updated_at/.test(k))),
+				'the queue is not sorted after reading it');
+		});
+	}
+
+	// near the front the walk goes on from the cursor; near the end the
+	// planner may read the few rows left after it and sort them: either way
+	// the cursor bounds an index scan, the queue before it is not read
+	for (const [where, offset] of [['near the front', 300], ['near the end', 3000]]) {
+		test(`a page ${where} of the queue: the cursor is an index condition`, async () => {
+			const [[us, id]] = (await big.sql(`SELECT (extract(epoch FROM updated_at) * 1000000)::bigint, id FROM requests
+				WHERE status = 'needs_review' ORDER BY updated_at, id OFFSET ${offset} LIMIT 1`));
+			const all = nodes(await plan(['needs_review', null, null, null, Number(us), id, 51]));
+			assert.deepEqual(all.filter((n) => n['Node Type'] === 'Seq Scan'), []);
+			const scan = all.find((n) => /Index Scan/.test(n['Node Type']) && n['Relation Name'] === 'requests');
+			assert.ok(scan, 'requests read through an index');
+			assert.match(scan['Index Cond'] ?? '', /updated_at, id\) >|updated_at >/, 'the cursor bounds the index scan');
+		});
+	}
+
+	test('one tenant: read through an index, no sequential scan', async () => {
+		const all = nodes(await plan([null, 't7', null, null, null, null, 51]));
+		assert.deepEqual(all.filter((n) => n['Node Type'] === 'Seq Scan'), []);
+	});
+
+	test('the staff short-cut keeps the tenant wall (0009 policies)', async () => {
+		const count = async (setup, table) => Number((await asApp(`BEGIN;
+${setup}
+SELECT count(DISTINCT tenant_id) FROM ${table};
+ROLLBACK;
+`)).trim().split('\n').pop());
+		const tenant = `SELECT set_config('p25.role', 'tenant', true), set_config('p25.tenant', 't7', true) \\g /dev/null`;
+		for (const t of ['requests', 'checks']) {
+			assert.equal(await count(tenant, t), 1, `a tenant sees only its own ${t}`);
+			assert.equal(await count('', t), 0, `no role set: no ${t} at all`);
+			assert.equal(await count(`SELECT set_config('p25.role', 'staff', true) \\g /dev/null`, t), 200, `staff see every tenant's ${t}`);
+			assert.equal(await count(`SELECT set_config('p25.role', 'tenant', true) \\g /dev/null`, t), 0, `a tenant role without p25.tenant sees no ${t}`);
+		}
+	});
 });

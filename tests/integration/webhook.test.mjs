@@ -173,8 +173,31 @@ describe('a receiver that fails twice, then accepts', () => {
 		assert.equal(t.id, 'hooky');
 		const inv = await s.api('PUT', '/v1/admin/tenants/hooky/addresses', { token: adminTok, body: { addresses: ['81.2.80.0/24'] } });
 		assert.equal(inv.status, 200, inv.text);
-		rcv.secret = await secretOf('hooky');
-		assert.match(rcv.secret, /^[0-9a-f]{64}$/, 'a fresh tenant gets a 32-byte secret');
+		const stored = await secretOf('hooky');
+		assert.match(stored, /^[0-9a-f]{64}$/, 'a fresh tenant gets a 32-byte secret');
+		// the tenant learns its secret through the API, not SQL: GET shows the
+		// configuration and which secret is current, never the secret itself
+		const fp = (sec) => crypto.createHash('sha256').update(sec).digest('hex').slice(0, 16);
+		const g = await s.api('GET', '/v1/webhook', { token: tenantTok });
+		assert.equal(g.status, 200, g.text);
+		assert.deepEqual(g.json, { url: rcv.url, secret_set: true, secret_fingerprint: fp(stored), signature_header: 'P25-Signature' });
+		assert.ok(!g.text.includes(stored), 'GET /v1/webhook never shows the secret');
+		// rotating answers the new secret once, and only that one signs from now on
+		const rot = await s.api('POST', '/v1/webhook/secret', { token: tenantTok });
+		assert.equal(rot.status, 200, rot.text);
+		assert.match(rot.json.secret, /^[0-9a-f]{64}$/);
+		assert.notEqual(rot.json.secret, stored);
+		assert.equal(rot.json.secret_fingerprint, fp(rot.json.secret));
+		assert.equal(rot.headers.get('cache-control'), 'no-store');
+		assert.equal(await secretOf('hooky'), rot.json.secret, 'the answered secret is the stored one');
+		const g2 = await s.api('GET', '/v1/webhook', { token: tenantTok });
+		assert.equal(g2.json.secret_fingerprint, fp(rot.json.secret));
+		// the rotation is audited, without the secret
+		const au = await s.sqlJson(`SELECT actor, details FROM audit_log WHERE action = 'tenant.webhook_secret_rotate' AND object_id = 'hooky'`);
+		assert.equal(au.length, 1);
+		assert.equal(au[0].actor, 'hank@hooky');
+		assert.deepEqual(au[0].details, { fingerprint: fp(rot.json.secret) });
+		rcv.secret = rot.json.secret;
 	});
 
 	test('a status change is retried with backoff and arrives signed', async () => {
@@ -288,6 +311,41 @@ describe('a receiver that fails twice, then accepts', () => {
 		const qid = await submit(other, '81.2.81');
 		assert.equal((await s.api('POST', `/v1/requests/${qid}/withdraw`, { token: other })).status, 200);
 		assert.deepEqual(await s.sqlJson(`SELECT id FROM webhook_deliveries WHERE tenant_id = 'quiet'`), []);
+	});
+
+	test('the webhook configuration is the tenant\'s own', async () => {
+		// quiet (no webhook) sees its own empty configuration, not hooky's
+		const other = s.token({ sub: 'q', roles: ['tenant'], tenant: 'quiet' });
+		const g = await s.api('GET', '/v1/webhook', { token: other });
+		assert.equal(g.status, 200, g.text);
+		assert.equal(g.json.url, null);
+		const before = (await s.sqlJson(`SELECT webhook_secret FROM tenants WHERE id = 'hooky'`))[0].webhook_secret;
+		const rot = await s.api('POST', '/v1/webhook/secret', { token: other });
+		assert.equal(rot.status, 200, rot.text);
+		assert.equal((await s.sqlJson(`SELECT webhook_secret FROM tenants WHERE id = 'quiet'`))[0].webhook_secret, rot.json.secret);
+		assert.equal((await s.sqlJson(`SELECT webhook_secret FROM tenants WHERE id = 'hooky'`))[0].webhook_secret, before, 'another tenant\'s rotation leaves hooky alone');
+		// a token for a tenant no administrator registered: 404, nothing written
+		const ghost = s.token({ sub: 'g', roles: ['tenant'], tenant: 'ghost' });
+		const g404 = await s.api('GET', '/v1/webhook', { token: ghost });
+		assert.equal(g404.status, 404, g404.text);
+		assert.equal(g404.json.code, 'not_found');
+		const r404 = await s.api('POST', '/v1/webhook/secret', { token: ghost });
+		assert.equal(r404.status, 404, r404.text);
+		assert.deepEqual(await s.sqlJson(`SELECT seq FROM audit_log WHERE action = 'tenant.webhook_secret_rotate' AND object_id = 'ghost'`), []);
+		// fail closed: when the audit row cannot be written, the secret stays
+		await s.sql('ALTER TABLE audit_log ADD CONSTRAINT no_rotation_audit CHECK (false) NOT VALID');
+		try {
+			const nope = await s.api('POST', '/v1/webhook/secret', { token: other });
+			assert.equal(nope.status, 503, nope.text);
+			assert.equal(nope.json.code, 'audit_unavailable');
+			assert.ok(!/[0-9a-f]{64}/.test(nope.text), 'no secret in the refusal');
+			assert.equal((await s.sqlJson(`SELECT webhook_secret FROM tenants WHERE id = 'quiet'`))[0].webhook_secret, rot.json.secret);
+		} finally {
+			await s.sql('ALTER TABLE audit_log DROP CONSTRAINT no_rotation_audit');
+		}
+		// staff have no webhook of their own
+		assert.equal((await s.api('GET', '/v1/webhook', { token: rita })).status, 403);
+		assert.equal((await s.api('POST', '/v1/webhook/secret', { token: rita })).status, 403);
 	});
 
 	// BUG (api/admin.c admin_tenant_put): webhook_secret is generated only
