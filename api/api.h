@@ -129,6 +129,13 @@ void api_reply_query(struct api_req *r, struct p25_db *db, struct p25_stmt *st,
 
 /* Opens a transaction with the caller's RLS identity. */
 int api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err);
+/* The caller's RLS identity for this route: tenant (NULL for staff and
+ * system) and role ("tenant", "staff" or "system"). */
+void api_actor(const struct api_req *r, const char **tenant, const char **role);
+/* One statement read in a transaction of its own with the caller's RLS
+ * identity, in one round trip (p25_db_read_as).  Caller PQclear()s. */
+PGresult *api_read(struct api_req *r, struct p25_db *db, struct p25_stmt *st,
+		   const char *const *params, struct p25_err *err);
 
 /* http.c */
 int http_start(void);
@@ -163,6 +170,9 @@ void exm_revoke(struct api_req *r, struct p25_db *db);
 void exm_reinstate(struct api_req *r, struct p25_db *db);
 void audit_list(struct api_req *r, struct p25_db *db);
 void deliveries_list(struct api_req *r, struct p25_db *db);
+/* webhooks.c */
+void webhook_get(struct api_req *r, struct p25_db *db);
+void webhook_secret_rotate(struct api_req *r, struct p25_db *db);
 void abuse_report(struct api_req *r, struct p25_db *db);
 void jwks_get(struct api_req *r, struct p25_db *db);
 void enf_snapshot(struct api_req *r, struct p25_db *db);

@@ -218,8 +218,8 @@ api_body_json(struct api_req *r, struct p25_err *err)
 	return o;
 }
 
-int
-api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err)
+void
+api_actor(const struct api_req *r, const char **tenant, const char **role_out)
 {
 	const char *role = "system";
 
@@ -237,7 +237,27 @@ api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err)
 		else if (!need && (r->who.roles & P25_ROLE_TENANT))
 			role = "tenant";
 	}
-	return p25_db_begin_as(db, strcmp(role, "tenant") == 0 ? r->who.tenant : NULL, role, err);
+	*tenant = strcmp(role, "tenant") == 0 ? r->who.tenant : NULL;
+	*role_out = role;
+}
+
+int
+api_begin(struct api_req *r, struct p25_db *db, struct p25_err *err)
+{
+	const char *tenant, *role;
+
+	api_actor(r, &tenant, &role);
+	return p25_db_begin_as(db, tenant, role, err);
+}
+
+PGresult *
+api_read(struct api_req *r, struct p25_db *db, struct p25_stmt *st,
+	 const char *const *params, struct p25_err *err)
+{
+	const char *tenant, *role;
+
+	api_actor(r, &tenant, &role);
+	return p25_db_read_as(db, tenant, role, st, params, err);
 }
 
 void
@@ -246,14 +266,16 @@ api_reply_query(struct api_req *r, struct p25_db *db, struct p25_stmt *st,
 {
 	struct p25_err err = { 0 };
 	bool found = false;
-	char *s;
+	char *s = NULL;
+	PGresult *res = api_read(r, db, st, params, &err);
 
-	if (api_begin(r, db, &err) != 0) {
-		api_reply_err(r, &err);
-		return;
+	if (res && PQntuples(res) > 0 && PQnfields(res) > 0) {
+		found = true;
+		s = strdup(PQgetisnull(res, 0, 0) ? "null" : PQgetvalue(res, 0, 0));
+		if (!s)
+			p25_err_set(&err, 503, "out_of_memory", "out of memory");
 	}
-	s = p25_db_text(db, st, params, &found, &err);
-	p25_db_rollback(db);
+	PQclear(res);
 	if (s)
 		api_reply_json_text(r, 200, s);
 	else if (!found && !err.status)

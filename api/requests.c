@@ -10,9 +10,11 @@
  * Submitting is one transaction: idempotency-key check, a per-tenant
  * advisory lock (so the rate limit and the open-request cap hold under
  * concurrency), address ownership, the request and its addresses, the
- * vetting job (whose NOTIFY wakes the workers at commit), the audit row
- * and — with an Idempotency-Key — the stored answer.  Any refusal rolls it
- * all back: a refused request leaves no row behind.
+ * vetting job, the audit row and — with an Idempotency-Key — the stored
+ * answer, all in one server-side call (p25_submit, migration 0008) sent
+ * with BEGIN, the identity and COMMIT in one round trip; the workers are
+ * woken after the commit.  Any refusal rolls it all back: a refused
+ * request leaves no row behind.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,15 +34,13 @@
 
 /* ------------------------------------------------------------- helpers */
 
-/* The request JSON and its version; NULL (no error) when not visible. */
+P25_STMT(load_st, 2, "SELECT p25_request_json(id)::text, version FROM requests"
+		     " WHERE id = $1 AND tenant_id = $2");
+
+/* The JSON and ETag of a load_st result; NULL (no error) when no row. */
 static char *
-request_load(struct p25_db *db, const char *id, const char *tenant, char etag[32],
-	     struct p25_err *err)
+request_take(PGresult *res, char etag[32], struct p25_err *err)
 {
-	P25_STMT(st, 2, "SELECT p25_request_json(id)::text, version FROM requests"
-			" WHERE id = $1 AND tenant_id = $2");
-	const char *p[2] = { id, tenant };
-	PGresult *res = p25_db_exec(db, &st, p, err);
 	char *s = NULL;
 
 	if (!res)
@@ -54,6 +54,16 @@ request_load(struct p25_db *db, const char *id, const char *tenant, char etag[32
 	}
 	PQclear(res);
 	return s;
+}
+
+/* The request JSON and its version; NULL (no error) when not visible. */
+static char *
+request_load(struct p25_db *db, const char *id, const char *tenant, char etag[32],
+	     struct p25_err *err)
+{
+	const char *p[2] = { id, tenant };
+
+	return request_take(p25_db_exec(db, &load_st, p, err), etag, err);
 }
 
 static void
@@ -81,20 +91,12 @@ key_ok(const char *k)
 }
 
 /*
- * Looks at the Idempotency-Key inside the open transaction.  Returns 1 when
- * the answer was replayed (r holds it), 0 to go on, -1 with err.
+ * Checks the Idempotency-Key's syntax and hashes what it stands for (the
+ * path and the body).  0, or -1 with err (400).
  */
 static int
-idem_check(struct api_req *r, struct p25_db *db, struct idem *ik, struct p25_err *err)
+idem_prepare(struct api_req *r, struct idem *ik, struct p25_err *err)
 {
-	P25_STMT(lock, 2, "SELECT pg_try_advisory_xact_lock(hashtext('p25.idem:' || $1 || ':' || $2))");
-	P25_STMT(look, 2, "SELECT encode(body_hash, 'hex'), status, headers::text,"
-			  " convert_from(body, 'UTF8') FROM idempotency_keys"
-			  " WHERE tenant_id = $1 AND key = $2 AND expires_at > now()");
-	P25_STMT(purge, 2, "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2"
-			   " AND expires_at <= now()");
-	const char *p[2] = { r->who.tenant, ik->key };
-	PGresult *res;
 	crypto_generichash_state h;
 
 	if (strlen(ik->key) == 0 || strlen(ik->key) > 255 || !key_ok(ik->key))
@@ -106,68 +108,34 @@ idem_check(struct api_req *r, struct p25_db *db, struct idem *ik, struct p25_err
 		crypto_generichash_update(&h, (const unsigned char *)r->body, r->body_len);
 	crypto_generichash_final(&h, ik->hash, sizeof(ik->hash));
 	sodium_bin2hex(ik->hash_hex, sizeof(ik->hash_hex), ik->hash, sizeof(ik->hash));
-
-	res = p25_db_exec(db, &lock, p, err);
-	if (!res)
-		return -1;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		PQclear(res);
-		p25_err_set(err, 409, "idempotency_in_flight",
-			    "a request with this Idempotency-Key is still being processed");
-		p25_err_hint(err, "retry in a moment to get its answer");
-		err->retry_after = 1;
-		return -1;
-	}
-	PQclear(res);
-	if (p25_db_run(db, &purge, p, err) < 0)
-		return -1;
-	res = p25_db_exec(db, &look, p, err);
-	if (!res)
-		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return 0;
-	}
-	if (sodium_memcmp(PQgetvalue(res, 0, 0), ik->hash_hex, 64) != 0) {
-		PQclear(res);
-		return p25_err_field(err, 422, "idempotency_key_reused", "Idempotency-Key",
-		    "this Idempotency-Key was used with a different request body");
-	}
-	{
-		json_t *hdrs = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
-		const char *name;
-		json_t *v;
-		const char *body = PQgetvalue(res, 0, 3);
-
-		api_reply(r, (int)strtol(PQgetvalue(res, 0, 1), NULL, 10),
-			  "application/json", body, strlen(body));
-		json_object_foreach(hdrs, name, v)
-			api_header(r, name, json_string_value(v));
-		api_header(r, "Idempotent-Replayed", "true");
-		json_decref(hdrs);
-	}
-	PQclear(res);
-	return 1;
+	return 0;
 }
 
+/*
+ * A key already answered: the first answer byte for byte, or 422 when the
+ * key came with another body.  row is a p25_submit 'replay' row.
+ */
 static int
-idem_store(struct p25_db *db, struct api_req *r, struct idem *ik, int status,
-	   const char *location, const char *etag, const char *body, struct p25_err *err)
+idem_replay(struct api_req *r, const PGresult *res, const struct idem *ik,
+	    struct p25_err *err)
 {
-	P25_STMT(st, 6, "INSERT INTO idempotency_keys (tenant_id, key, body_hash, state, status,"
-			" headers, body) VALUES ($1, $2, decode($3, 'hex'), 'done', $4, $5::jsonb,"
-			" convert_to($6, 'UTF8'))");
-	char sbuf[8];
-	json_t *h = json_pack("{s:s, s:s}", "Location", location, "ETag", etag);
-	char *hj = json_dumps(h, JSON_COMPACT);
-	const char *p[6] = { r->who.tenant, ik->key, ik->hash_hex, sbuf, hj, body };
-	long n;
+	json_t *hdrs;
+	const char *name, *body;
+	json_t *v;
 
-	snprintf(sbuf, sizeof(sbuf), "%d", status);
-	n = hj ? p25_db_run(db, &st, p, err) : -1;
-	free(hj);
-	json_decref(h);
-	return n == 1 ? 0 : -1;
+	if (strlen(PQgetvalue(res, 0, 6)) != 64 ||
+	    sodium_memcmp(PQgetvalue(res, 0, 6), ik->hash_hex, 64) != 0)
+		return p25_err_field(err, 422, "idempotency_key_reused", "Idempotency-Key",
+		    "this Idempotency-Key was used with a different request body");
+	hdrs = json_loads(PQgetvalue(res, 0, 5), 0, NULL);
+	body = PQgetvalue(res, 0, 2);
+	api_reply(r, (int)strtol(PQgetvalue(res, 0, 1), NULL, 10),
+		  "application/json", body, strlen(body));
+	json_object_foreach(hdrs, name, v)
+		api_header(r, name, json_string_value(v));
+	api_header(r, "Idempotent-Replayed", "true");
+	json_decref(hdrs);
+	return 0;
 }
 
 /* -------------------------------------------------------------- submit */
@@ -230,50 +198,43 @@ submission_parse(json_t *b, struct submission *s, struct p25_err *err)
 	return err->errors && json_array_size(err->errors) ? -1 : 0;
 }
 
-/* Limits and ownership, inside the transaction, under the tenant lock. */
+/*
+ * Words a refusal p25_submit raised (SQLSTATE P2501, see
+ * migrations/0008_submit_fastpath.sql): the code is the message, the datum
+ * the detail.  Returns -1 with err filled.
+ */
 static int
-submission_allowed(struct p25_db *db, struct api_req *r, const char *cidrs,
-		   const struct submission *s, struct p25_err *err)
+submission_refused(const PGresult *res, const struct submission *s, struct p25_err *err)
 {
-	P25_STMT(lock, 1, "SELECT pg_advisory_xact_lock(hashtext('p25.submit:' || $1))");
-	P25_STMT(facts, 2,
-	    "SELECT (SELECT standing FROM tenants WHERE id = $1),"
-	    " (SELECT count(*) FROM requests WHERE tenant_id = $1"
-	    "   AND created_at > now() - interval '1 hour'),"
-	    " (SELECT ceil(extract(epoch FROM min(created_at) + interval '1 hour' - now()))"
-	    "   FROM requests WHERE tenant_id = $1 AND created_at > now() - interval '1 hour'),"
-	    " (SELECT count(*) FROM requests WHERE tenant_id = $1 AND status = ANY('" OPEN_STATES "')),"
-	    " (SELECT ',' || string_agg(a::text, ',') || ',' FROM unnest($2::cidr[]) a"
-	    "   WHERE NOT EXISTS (SELECT 1 FROM tenant_addresses t"
-	    "                     WHERE t.tenant_id = $1 AND t.prefix >>= a))");
-	const char *p[2] = { r->who.tenant, cidrs };
-	PGresult *res;
-	int rc = -1;
+	const char *code = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *datum = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	int i;
 
-	if (p25_db_run(db, &lock, p, err) < 0)
-		return -1;
-	res = p25_db_exec(db, &facts, p, err);
-	if (!res)
-		return -1;
-	if (PQgetisnull(res, 0, 0)) {
+	if (!code)
+		code = "";
+	if (!datum)
+		datum = "";
+	if (strcmp(code, "idempotency_in_flight") == 0) {
+		p25_err_set(err, 409, "idempotency_in_flight",
+			    "a request with this Idempotency-Key is still being processed");
+		p25_err_hint(err, "retry in a moment to get its answer");
+		err->retry_after = 1;
+	} else if (strcmp(code, "tenant_unknown") == 0) {
 		p25_err_set(err, 403, "tenant_unknown",
 			    "your tenant is not registered with p25");
 		p25_err_hint(err, "ask the provider to set up your account");
-	} else if (api.cfg.rate_limit > 0 &&
-		   strtol(PQgetvalue(res, 0, 1), NULL, 10) >= api.cfg.rate_limit) {
-		long wait = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+	} else if (strcmp(code, "rate_limited") == 0) {
+		long wait = strtol(datum, NULL, 10);
 		p25_err_set(err, 429, "rate_limited",
 			    "at most %ld requests per hour may be filed", api.cfg.rate_limit);
 		err->retry_after = wait > 0 ? (int)wait : 1;
-	} else if (strtol(PQgetvalue(res, 0, 3), NULL, 10) >= api.cfg.max_open_requests) {
+	} else if (strcmp(code, "too_many_open_requests") == 0) {
 		p25_err_set(err, 409, "too_many_open_requests",
 			    "you have %ld open requests, the most allowed",
 			    api.cfg.max_open_requests);
 		p25_err_hint(err, "wait for a decision or withdraw one");
-	} else if (!PQgetisnull(res, 0, 4)) {
-		/* name each entry, like every other validation failure */
-		const char *list = PQgetvalue(res, 0, 4);	/* ",a,b," */
-		int i;
+	} else if (strcmp(code, "address_not_held") == 0) {
+		/* name each entry, like every other validation failure; datum is ",a,b," */
 		for (i = 0; i < s->naddrs; i++) {
 			char txt[P25_PREFIX_STRLEN + 2], field[32], detail[160];
 			size_t tl;
@@ -282,7 +243,7 @@ submission_allowed(struct p25_db *db, struct api_req *r, const char *cidrs,
 			tl = strlen(txt);
 			txt[tl] = ',';
 			txt[tl + 1] = '\0';
-			if (!strstr(list, txt))
+			if (!strstr(datum, txt))
 				continue;
 			txt[tl] = '\0';
 			snprintf(field, sizeof(field), "addresses[%d]", i);
@@ -292,31 +253,32 @@ submission_allowed(struct p25_db *db, struct api_req *r, const char *cidrs,
 		input_validation_failed(err);
 		p25_err_hint(err, "request only addresses your account holds");
 	} else {
-		rc = 0;
+		p25_db_error(NULL, res, err);
 	}
-	PQclear(res);
-	return rc;
+	return -1;
 }
 
+/*
+ * One round trip: BEGIN, the tenant's identity, p25_submit (idempotency,
+ * limits, ownership, the request, its addresses, the vetting job, the audit
+ * row, the stored answer) and COMMIT in one pipeline (p25_db_write_as).  A
+ * refusal raises inside p25_submit, so the transaction rolls back.  Once
+ * committed, the pool's notifier wakes the workers.
+ */
 void
 req_submit(struct api_req *r, struct p25_db *db)
 {
-	P25_STMT(ins, 6,
-	    "INSERT INTO requests (tenant_id, use_case, description, sender_domains,"
-	    " expected_daily_volume, contact_email, vetting_round)"
-	    " SELECT $1, $2, coalesce($3, ''), ARRAY(SELECT jsonb_array_elements_text($4::jsonb)),"
-	    " $5::integer, $6, 1 RETURNING id");
-	P25_STMT(ins_addr, 3,
-	    "INSERT INTO request_addresses (request_id, tenant_id, prefix, position)"
-	    " SELECT $1, $2, a, o FROM unnest($3::cidr[]) WITH ORDINALITY AS x(a, o)");
+	P25_STMT(st, 13,
+	    "SELECT o_kind, o_status, o_body, o_etag, o_location, o_headers, o_hash"
+	    " FROM p25_submit($1, $2, $3, $4, $5, $6, $7::jsonb, $8::integer, $9,"
+	    " $10::cidr[], $11::jsonb, $12::bigint, $13::bigint)");
 	struct p25_err err = { 0 };
 	struct submission *s = NULL;
 	struct idem ik = { 0 };
-	json_t *body = NULL, *job = NULL, *details = NULL;
-	char *cidrs = NULL, *djson = NULL, *out = NULL, *id = NULL;
-	char vol[24], location[96], etag[32];
-	PGresult *res = NULL;
-	bool tx = false;
+	json_t *body = NULL, *details = NULL;
+	char *cidrs = NULL, *djson = NULL, *dtl = NULL;
+	char vol[24], rate[24], maxopen[24];
+	PGresult *res = NULL, *failed = NULL;
 
 	ik.key = api_get_header(r, "Idempotency-Key");
 	body = api_body_json(r, &err);
@@ -331,74 +293,72 @@ req_submit(struct api_req *r, struct p25_db *db)
 		input_validation_failed(&err);
 		goto fail;
 	}
+	if (ik.key && idem_prepare(r, &ik, &err) != 0)
+		goto fail;
 	cidrs = input_cidr_array(s->addrs, s->naddrs);
 	djson = json_dumps(s->domains, JSON_COMPACT);
-	if (!cidrs || !djson) {
+	details = json_pack("{s:s, s:O}", "use_case", s->use_case, "addresses",
+			    json_object_get(body, "addresses"));
+	dtl = details ? json_dumps(details, JSON_COMPACT) : NULL;
+	if (!cidrs || !djson || !dtl) {
 		p25_err_set(&err, 503, "out_of_memory", "out of memory");
 		goto fail;
 	}
-	if (api_begin(r, db, &err) != 0)
-		goto fail;
-	tx = true;
-	if (ik.key) {
-		int rc = idem_check(r, db, &ik, &err);
-		if (rc < 0)
-			goto fail;
-		if (rc == 1) {		/* replayed */
-			p25_db_rollback(db);
-			goto out;
-		}
-	}
-	if (submission_allowed(db, r, cidrs, s, &err) != 0)
-		goto fail;
 	snprintf(vol, sizeof(vol), "%lld", s->volume);
+	snprintf(rate, sizeof(rate), "%ld", api.cfg.rate_limit);
+	snprintf(maxopen, sizeof(maxopen), "%ld", api.cfg.max_open_requests);
 	{
-		const char *p[6] = { r->who.tenant, s->use_case, s->description, djson,
-				     s->volume >= 0 ? vol : NULL, s->email };
-		res = p25_db_exec(db, &ins, p, &err);
-		if (!res)
+		const char *tenant, *role;
+		const char *p[13] = { r->who.tenant, r->who.sub, ik.key,
+				      ik.key ? ik.hash_hex : NULL, s->use_case, s->description,
+				      djson, s->volume >= 0 ? vol : NULL, s->email, cidrs, dtl,
+				      rate, maxopen };
+		api_actor(r, &tenant, &role);
+		res = p25_db_write_as(db, tenant, role, &st, p, &failed, &err);
+	}
+	if (failed) {
+		const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+		const char *where = PQresultErrorField(failed, PG_DIAG_CONTEXT);
+		if (state && strcmp(state, "P2501") == 0) {
+			submission_refused(failed, s, &err);
+		} else if (where && strstr(where, "INSERT INTO audit_log")) {
+			/* as p25_audit: fail closed, and never a 4xx for this */
+			const char *msg = PQresultErrorField(failed, PG_DIAG_MESSAGE_PRIMARY);
+			p25_error("audit.write", "sqlstate %s: %s", state ? state : "-",
+				  msg ? msg : "-");
+			p25_err_set(&err, 503, "audit_unavailable",
+			    "the change was not made because its audit record could not be written");
+			err.retry_after = 5;
+		} else {
+			p25_db_error(db, failed, &err);
+		}
+		goto fail;
+	}
+	if (!res)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		p25_err_set(&err, 500, "internal", "the submission gave no answer");
+		goto fail;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "replay") == 0) {
+		if (idem_replay(r, res, &ik, &err) != 0)
 			goto fail;
-		id = strdup(PQgetvalue(res, 0, 0));
-		PQclear(res);
-		res = NULL;
+		goto out;
 	}
-	{
-		const char *p[3] = { id, r->who.tenant, cidrs };
-		if (p25_db_run(db, &ins_addr, p, &err) != s->naddrs)
-			goto fail;
-	}
-	job = json_pack("{s:s, s:i}", "request", id, "round", 1);
-	details = json_pack("{s:s, s:O}", "use_case", s->use_case, "addresses",
-			    json_object_get(body, "addresses"));
-	if (p25_job_enqueue_nowake(db, "vet", job, &err) != 0 ||
-	    p25_audit(db, r->who.sub, "request.submit", "request", id, r->who.tenant,
-		      details, &err) != 0)
-		goto fail;
-	out = request_load(db, id, r->who.tenant, etag, &err);
-	if (!out)
-		goto fail;
-	snprintf(location, sizeof(location), "/v1/requests/%s", id);
-	if (ik.key && idem_store(db, r, &ik, 202, location, etag, out, &err) != 0)
-		goto fail;
-	if (p25_db_commit(db, &err) != 0) {
-		tx = false;
-		goto fail;
-	}
-	p25_jobs_wake(db, "vet");	/* after the commit: see jobs.h */
-	api_reply_json_text(r, 202, out);
-	api_header(r, "Location", location);
-	api_header(r, "ETag", etag);
+	/* committed: wake the workers (coalesced, see p25_pool_notify) */
+	p25_pool_notify(api.pool, P25_JOBS_CHANNEL, "vet");
+	api_reply_json_text(r, 202, PQgetvalue(res, 0, 2));
+	api_header(r, "Location", PQgetvalue(res, 0, 4));
+	api_header(r, "ETag", PQgetvalue(res, 0, 3));
 	goto out;
 fail:
-	if (tx)
-		p25_db_rollback(db);
 	api_reply_err(r, &err);
 out:
-	free(out);
-	free(id);
+	PQclear(res);
+	PQclear(failed);
 	free(cidrs);
 	free(djson);
-	json_decref(job);
+	free(dtl);
 	json_decref(details);
 	if (s)
 		json_decref(s->domains);
@@ -421,12 +381,11 @@ req_get(struct api_req *r, struct p25_db *db)
 		not_found(r);
 		return;
 	}
-	if (api_begin(r, db, &err) != 0) {
-		api_reply_err(r, &err);
-		return;
+	{
+		/* one round trip: identity and read in one implicit transaction */
+		const char *p[2] = { r->params[0], r->who.tenant };
+		s = request_take(api_read(r, db, &load_st, p, &err), etag, &err);
 	}
-	s = request_load(db, r->params[0], r->who.tenant, etag, &err);
-	p25_db_rollback(db);		/* read-only */
 	if (!s) {
 		if (err.status)
 			api_reply_err(r, &err);

@@ -12,10 +12,6 @@
 #define E P25_ROLE_ENFORCER
 #define P P25_ROLE_REPORTER
 
-/* api/webhooks.c (kept out of api.h while others edit it) */
-void webhook_get(struct api_req *r, struct p25_db *db);
-void webhook_secret_rotate(struct api_req *r, struct p25_db *db);
-
 
 const struct api_route api_routes[] = {
 	{ "GET", "/healthz", sys_healthz, 0, ROUTE_PUBLIC },

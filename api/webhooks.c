@@ -20,10 +20,6 @@
 #include "p25/audit.h"
 #include "p25/notify.h"
 
-/* declared here and in routes.c: api.h belongs to the route table's owners */
-void webhook_get(struct api_req *r, struct p25_db *db);
-void webhook_secret_rotate(struct api_req *r, struct p25_db *db);
-
 #define WEBHOOK_FINGERPRINT_SQL(col) \
 	"CASE WHEN " col " IS NULL THEN NULL ELSE" \
 	" left(encode(sha256(convert_to(" col ", 'UTF8')), 'hex'), 16) END"

@@ -272,15 +272,21 @@ p25_db_rollback(struct p25_db *db)
 	PQclear(res);
 }
 
+P25_STMT(actor_st, 2, "SELECT set_config('p25.tenant', coalesce($1, ''), true),"
+		      " set_config('p25.role', $2, true)");
+/* the same for p25_db_read_as, whose implicit transaction commits at the
+ * Sync: read-only, so a statement that writes fails instead of committing */
+P25_STMT(actor_ro_st, 2, "SELECT set_config('p25.tenant', coalesce($1, ''), true),"
+			 " set_config('p25.role', $2, true),"
+			 " set_config('transaction_read_only', 'on', true)");
+
 int
 p25_db_set_actor(struct p25_db *db, const char *tenant, const char *role,
 		 struct p25_err *err)
 {
-	P25_STMT(st, 2, "SELECT set_config('p25.tenant', coalesce($1, ''), true),"
-			" set_config('p25.role', $2, true)");
 	const char *p[2] = { tenant, role };
 
-	return p25_db_run(db, &st, p, err) < 0 ? -1 : 0;
+	return p25_db_run(db, &actor_st, p, err) < 0 ? -1 : 0;
 }
 
 int
@@ -295,6 +301,165 @@ p25_db_begin_as(struct p25_db *db, const char *tenant, const char *role, struct 
 	return 0;
 }
 
+/* ------------------------------------------------------------ pipeline */
+
+/*
+ * One transaction in one round trip (libpq pipeline mode, see db.h).  The
+ * steps go out together and their results come back in order; after the
+ * first error the server skips every step up to the Sync (libpq answers
+ * PGRES_PIPELINE_ABORTED for each).  Blocking mode is safe here: a pipeline
+ * is at most four small messages, and the server's answers to the first
+ * steps are a few bytes, so neither side can fill the other's socket buffer
+ * while it is still writing.
+ */
+#define PIPE_MAX 4
+
+enum pipe_kind { PIPE_BEGIN, PIPE_ACTOR, PIPE_MAIN, PIPE_COMMIT };
+
+static PGresult *
+pipe_run(struct p25_db *db, bool tx, const char *tenant, const char *role,
+	 struct p25_stmt *st, const char *const *params, PGresult **failed,
+	 struct p25_err *err)
+{
+	const char *ap[2] = { tenant, role };
+	enum pipe_kind kinds[PIPE_MAX];
+	int ids[PIPE_MAX] = { 0 };
+	PGresult *main_res = NULL;
+	bool bad = false, lost = false;
+	int n = 0, i;
+
+	if (failed)
+		*failed = NULL;
+	if (db->in_tx) {
+		p25_err_set(err, 500, "internal", "a pipelined transaction inside a transaction");
+		return NULL;
+	}
+	if (p25_db_ensure(db, err) != 0)
+		return NULL;
+	/* preparing is a round trip of its own, once per connection and statement */
+	if (tx)
+		kinds[n++] = PIPE_BEGIN;
+	kinds[n++] = PIPE_ACTOR;
+	kinds[n++] = PIPE_MAIN;
+	if (tx)
+		kinds[n++] = PIPE_COMMIT;
+	for (i = 0; i < n; i++) {
+		struct p25_stmt *s = kinds[i] == PIPE_ACTOR ? (tx ? &actor_st : &actor_ro_st)
+				   : kinds[i] == PIPE_MAIN ? st : NULL;
+		if (s && (ids[i] = stmt_prepare(db, s, err)) < 0)
+			return NULL;
+	}
+	if (PQenterPipelineMode(db->conn) != 1) {
+		p25_db_error(db, NULL, err);
+		return NULL;
+	}
+	for (i = 0; i < n && !bad; i++) {
+		char name[24];
+		int ok;
+
+		snprintf(name, sizeof(name), "p25_%d", ids[i]);
+		switch (kinds[i]) {
+		case PIPE_BEGIN:
+			ok = PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+			break;
+		case PIPE_COMMIT:
+			ok = PQsendQueryParams(db->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+			break;
+		case PIPE_ACTOR:
+			ok = PQsendQueryPrepared(db->conn, name, 2, ap, NULL, NULL, 0);
+			break;
+		default:
+			ok = PQsendQueryPrepared(db->conn, name, st->nparams, params, NULL, NULL, 0);
+			break;
+		}
+		if (!ok)
+			bad = true;
+	}
+	if (bad || PQpipelineSync(db->conn) != 1) {
+		/* nothing reached the server, or the connection broke */
+		p25_db_error(db, NULL, err);
+		lost = true;
+		n = 0;
+	}
+	for (i = 0; i < n; i++) {
+		PGresult *res = PQgetResult(db->conn);
+		ExecStatusType s;
+
+		if (!res) {		/* the connection broke */
+			if (!err->status)
+				p25_db_error(db, NULL, err);
+			lost = true;
+			break;
+		}
+		s = PQresultStatus(res);
+		if (s == PGRES_FATAL_ERROR && !err->status && !(failed && *failed)) {
+			if (kinds[i] == PIPE_MAIN && failed) {
+				*failed = res;
+				res = NULL;
+			} else {
+				p25_db_error(db, res, err);
+			}
+		} else if (kinds[i] == PIPE_COMMIT && s == PGRES_COMMAND_OK &&
+			   strcmp(PQcmdStatus(res), "ROLLBACK") == 0 && !err->status) {
+			p25_err_set(err, 409, "conflict", "the transaction was rolled back");
+		} else if (kinds[i] == PIPE_MAIN &&
+			   (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)) {
+			main_res = res;
+			res = NULL;
+		}
+		PQclear(res);
+		/* each step's results end with NULL */
+		while ((res = PQgetResult(db->conn)) != NULL)
+			PQclear(res);
+	}
+	if (!lost) {
+		PGresult *res = PQgetResult(db->conn);	/* the Sync */
+
+		if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+			if (!err->status)
+				p25_db_error(db, res, err);
+			lost = true;
+		}
+		PQclear(res);
+	}
+	if (PQexitPipelineMode(db->conn) != 1 && !lost) {
+		p25_warn("db.pipeline", "cannot leave pipeline mode: %s",
+			 PQerrorMessage(db->conn));
+		if (!err->status)
+			p25_err_set(err, 500, "internal", "internal database error");
+	}
+	if (lost)
+		PQreset(db->conn);	/* a broken pipeline is not reused */
+	if (err->status || (failed && *failed) || lost) {
+		PQclear(main_res);
+		main_res = NULL;
+		if (lost) {
+			memset(db->prepared, 0, sizeof(db->prepared));
+			if (!err->status)
+				p25_err_set(err, 503, "database_unavailable",
+					    "the database is not reachable");
+		}
+		/* an error inside BEGIN … leaves the block aborted until ROLLBACK */
+		p25_db_rollback(db);
+	}
+	return main_res;
+}
+
+PGresult *
+p25_db_read_as(struct p25_db *db, const char *tenant, const char *role,
+	       struct p25_stmt *st, const char *const *params, struct p25_err *err)
+{
+	return pipe_run(db, false, tenant, role, st, params, NULL, err);
+}
+
+PGresult *
+p25_db_write_as(struct p25_db *db, const char *tenant, const char *role,
+		struct p25_stmt *st, const char *const *params, PGresult **failed,
+		struct p25_err *err)
+{
+	return pipe_run(db, true, tenant, role, st, params, failed, err);
+}
+
 /* ---------------------------------------------------------------- pool */
 
 struct pool_item {
@@ -302,6 +467,9 @@ struct pool_item {
 	void *arg;
 	struct pool_item *next;
 };
+
+#define NOTE_MAX 8
+#define NOTE_LEN 64
 
 struct p25_pool {
 	pthread_mutex_t mu;
@@ -313,6 +481,12 @@ struct p25_pool {
 	char *url;
 	char *appname;
 	pthread_t *threads;
+	/* the notifier (p25_pool_notify): pending pairs, its thread */
+	pthread_cond_t note_cv;
+	char note_chan[NOTE_MAX][NOTE_LEN], note_payload[NOTE_MAX][NOTE_LEN];
+	int nnotes;
+	bool note_started, note_stopping;
+	pthread_t note_thread;
 };
 
 static void *
@@ -365,6 +539,88 @@ pool_main(void *p)
 	return NULL;
 }
 
+/*
+ * The notifier: one thread with a connection of its own sends the pending
+ * notifications.  It takes the whole pending set, then sends it, so a
+ * notification asked for while it is sending goes out in the next round —
+ * always after the caller's commit — and the asks of many transactions
+ * that committed meanwhile collapse into one NOTIFY.  A NOTIFY takes a
+ * database-wide lock until its transaction ends; sending one per submit
+ * from every pool connection made that lock the bottleneck (measured by
+ * bench/run.sh BENCH_DIAG=1: Lock:object).
+ */
+static void *
+note_main(void *p)
+{
+	P25_STMT(st, 2, "SELECT pg_notify($1, $2)");
+	struct p25_pool *pool = p;
+	struct p25_db *db = NULL;
+	char chan[NOTE_MAX][NOTE_LEN], payload[NOTE_MAX][NOTE_LEN];
+
+	for (;;) {
+		int n, i;
+
+		pthread_mutex_lock(&pool->mu);
+		while (pool->nnotes == 0 && !pool->note_stopping)
+			pthread_cond_wait(&pool->note_cv, &pool->mu);
+		n = pool->nnotes;
+		memcpy(chan, pool->note_chan, sizeof(chan));
+		memcpy(payload, pool->note_payload, sizeof(payload));
+		pool->nnotes = 0;
+		pthread_mutex_unlock(&pool->mu);
+		if (n == 0)
+			break;		/* stopping, nothing left to send */
+		for (i = 0; i < n; i++) {
+			struct p25_err err = { 0 };
+			const char *pp[2] = { chan[i], payload[i] };
+
+			if (!db)
+				db = p25_db_connect(pool->url, pool->appname, &err);
+			if (!db || p25_db_run(db, &st, pp, &err) < 0)
+				/* the workers' poll timer picks the work up */
+				p25_warn("db.notify", "cannot notify %s: %s", chan[i], err.detail);
+			p25_err_clear(&err);
+		}
+	}
+	p25_db_close(db);
+	return NULL;
+}
+
+void
+p25_pool_notify(struct p25_pool *pool, const char *channel, const char *payload)
+{
+	int i;
+
+	if (strlen(channel) >= NOTE_LEN || strlen(payload) >= NOTE_LEN) {
+		p25_warn("db.notify", "channel or payload too long, not sent");
+		return;
+	}
+	pthread_mutex_lock(&pool->mu);
+	if (!pool->note_started && !pool->note_stopping) {
+		if (pthread_create(&pool->note_thread, NULL, note_main, pool) == 0)
+			pool->note_started = true;
+		else
+			p25_warn("db.notify", "cannot start the notifier thread");
+	}
+	for (i = 0; i < pool->nnotes; i++)
+		if (strcmp(pool->note_chan[i], channel) == 0 &&
+		    strcmp(pool->note_payload[i], payload) == 0)
+			break;
+	if (i == pool->nnotes) {
+		if (pool->nnotes == NOTE_MAX) {
+			pthread_mutex_unlock(&pool->mu);
+			p25_warn("db.notify", "too many distinct notifications pending, %s dropped",
+				 channel);
+			return;
+		}
+		snprintf(pool->note_chan[i], NOTE_LEN, "%s", channel);
+		snprintf(pool->note_payload[i], NOTE_LEN, "%s", payload);
+		pool->nnotes++;
+	}
+	pthread_cond_signal(&pool->note_cv);
+	pthread_mutex_unlock(&pool->mu);
+}
+
 struct p25_pool *
 p25_pool_new(const char *url, int size, int queue_max, const char *appname)
 {
@@ -375,6 +631,7 @@ p25_pool_new(const char *url, int size, int queue_max, const char *appname)
 		return NULL;
 	pthread_mutex_init(&pool->mu, NULL);
 	pthread_cond_init(&pool->cv, NULL);
+	pthread_cond_init(&pool->note_cv, NULL);
 	pool->size = size;
 	pool->queue_max = queue_max;
 	pool->url = strdup(url);
@@ -447,8 +704,16 @@ p25_pool_free(struct p25_pool *pool)
 	pthread_mutex_unlock(&pool->mu);
 	for (i = 0; i < pool->nthreads; i++)
 		pthread_join(pool->threads[i], NULL);
+	/* after the workers: what they asked to notify is still sent */
+	pthread_mutex_lock(&pool->mu);
+	pool->note_stopping = true;
+	pthread_cond_signal(&pool->note_cv);
+	pthread_mutex_unlock(&pool->mu);
+	if (pool->note_started)
+		pthread_join(pool->note_thread, NULL);
 	pthread_mutex_destroy(&pool->mu);
 	pthread_cond_destroy(&pool->cv);
+	pthread_cond_destroy(&pool->note_cv);
 	free(pool->threads);
 	free(pool->url);
 	free(pool->appname);

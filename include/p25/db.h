@@ -78,6 +78,30 @@ int p25_db_set_actor(struct p25_db *db, const char *tenant, const char *role,
 int p25_db_begin_as(struct p25_db *db, const char *tenant, const char *role,
 		    struct p25_err *err);
 
+/*
+ * One transaction in one round trip, with libpq's pipeline mode: the
+ * row-level-security identity and the statement (and for a write BEGIN
+ * before and COMMIT after) go out together, followed by one Sync.  Both
+ * must be called outside a transaction and leave none open.
+ *
+ * p25_db_read_as: identity + st, in the implicit transaction the Sync ends,
+ * which is READ ONLY (a statement that writes fails with SQLSTATE 25006).
+ * Returns st's result (caller PQclear()s) or NULL with err filled.
+ *
+ * p25_db_write_as: BEGIN, identity, st, COMMIT.  Returns st's result once
+ * committed, or NULL with err filled and the
+ * transaction rolled back.  When failed is not NULL and st itself raised
+ * an error, *failed receives that result instead (err untouched; caller
+ * PQclear()s, and may pass it to p25_db_error), so a statement can refuse
+ * with its own SQLSTATE.
+ */
+PGresult *p25_db_read_as(struct p25_db *db, const char *tenant, const char *role,
+			 struct p25_stmt *st, const char *const *params,
+			 struct p25_err *err);
+PGresult *p25_db_write_as(struct p25_db *db, const char *tenant, const char *role,
+			  struct p25_stmt *st, const char *const *params,
+			  PGresult **failed, struct p25_err *err);
+
 /* Fills err from a failed result (and logs server errors). */
 void p25_db_error(struct p25_db *db, const PGresult *res, struct p25_err *err);
 
@@ -108,6 +132,15 @@ struct p25_pool *p25_pool_new(const char *url, int size, int queue_max,
  */
 int p25_pool_submit(struct p25_pool *pool, p25_pool_fn fn, void *arg);
 void p25_pool_stats(struct p25_pool *pool, struct p25_pool_stats *st);
+/*
+ * NOTIFY channel with payload (each under 64 bytes) soon, from a thread and
+ * connection of the pool's own (started on first use), for a caller whose
+ * transaction has committed: the notification is sent after this call, so
+ * after that commit.  Asks that arrive while one is being sent collapse
+ * into one NOTIFY per distinct pair.  Never blocks on the database; a
+ * failure is logged (listeners must also poll).  Thread-safe.
+ */
+void p25_pool_notify(struct p25_pool *pool, const char *channel, const char *payload);
 /* Finishes queued work, joins the threads, closes the connections. */
 void p25_pool_free(struct p25_pool *pool);
 

@@ -5,7 +5,8 @@
 // leaves no request, address, job, audit, message or idempotency row behind.
 import test, { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack } from '../lib/harness.mjs';
+import { spawn } from 'node:child_process';
+import { startStack, waitFor } from '../lib/harness.mjs';
 
 let s;
 let tok; // tenant acme
@@ -136,6 +137,33 @@ describe('submit', () => {
 			const r = await submit(good({ use_case: u }));
 			assert.equal(r.status, 202, `${u}: ${r.text}`);
 			assert.equal(r.json.use_case, u);
+		}
+	});
+
+	test('the workers are woken after the commit: a listener hears "vet" and then sees the job', async () => {
+		// psql as a listener: a notification is printed after the next command it runs
+		const psql = spawn('psql', ['-X', '-q', '-A', '-t', '-d', s.env.P25_MIGRATE_DATABASE_URL],
+			{ env: s.childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+		let out = '';
+		psql.stdout.on('data', (d) => { out += d; });
+		psql.stderr.on('data', (d) => { out += d; });
+		try {
+			psql.stdin.write("LISTEN p25_jobs;\nSELECT 'listening';\n");
+			await waitFor(() => out.includes('listening'), { what: 'psql listening' });
+			const r = await submit(good({ addresses: ['81.2.69.21'], description: 'wake me' }));
+			assert.equal(r.status, 202, r.text);
+			const heard = /Asynchronous notification "p25_jobs" with payload "vet" received/;
+			await waitFor(() => {
+				psql.stdin.write("SELECT 'tick';\n");
+				return heard.test(out);
+			}, { intervalMs: 100, what: 'the vet notification' });
+			// sent after the commit: the job is there for whoever was woken
+			const [[n]] = await s.sql("SELECT count(*) FROM jobs WHERE kind = 'vet' AND payload->>'request' = $1",
+				[r.json.id]);
+			assert.equal(n, '1');
+		} finally {
+			psql.stdin.end();
+			psql.kill();
 		}
 	});
 });
