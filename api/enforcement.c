@@ -8,8 +8,13 @@
  * to its position produced, and a node that follows the feed from there
  * misses nothing and sees nothing twice.
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
+#include <libpq-fe.h>
 
 #include "api.h"
 #include "input.h"
@@ -37,18 +42,92 @@ jwks_get(struct api_req *r, struct p25_db *db)
 	free(s);
 }
 
+/*
+ * The body {"seq":N,"tokens":["<jws>",...]} built here from the rows, not
+ * by json_agg in the database: with 100,000 tokens (55 MB) the aggregate's
+ * per-character escaping and its sort (beyond work_mem: on disk) cost
+ * seconds, while the rows themselves come in a fraction of that.  A token
+ * is base64url and dots, which needs no JSON escaping; anything else (never
+ * written by p25, but the column is text) goes through jansson.  No order:
+ * the agent sorts by exemption id itself.  NULL when out of memory.
+ */
+static char *
+snapshot_body(const char *seq, PGresult *res, size_t *len)
+{
+	size_t n = (size_t)PQntuples(res), i, cap = strlen(seq) + 32, o, l, k;
+	const char *t;
+	char *b, *esc;
+
+	for (i = 0; i < n; i++)
+		cap += (size_t)PQgetlength(res, (int)i, 0) + 3;
+	b = malloc(cap);
+	if (!b)
+		return NULL;
+	o = (size_t)snprintf(b, cap, "{\"seq\":%s,\"tokens\":[", seq);
+	for (i = 0; i < n; i++) {
+		t = PQgetvalue(res, (int)i, 0);
+		l = (size_t)PQgetlength(res, (int)i, 0);
+		for (k = 0; k < l; k++)
+			if (!((t[k] >= 'A' && t[k] <= 'Z') || (t[k] >= 'a' && t[k] <= 'z') ||
+			      (t[k] >= '0' && t[k] <= '9') || t[k] == '-' || t[k] == '_' ||
+			      t[k] == '.'))
+				break;
+		if (i)
+			b[o++] = ',';
+		if (k == l) {
+			b[o++] = '"';
+			memcpy(b + o, t, l);
+			o += l;
+			b[o++] = '"';
+			continue;
+		}
+		/* escaped: at most 6 bytes a character, so grow for it */
+		{
+			json_t *js = json_string(t);
+
+			esc = js ? json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+			json_decref(js);
+		}
+		if (!esc) {
+			free(b);
+			return NULL;
+		}
+		{
+			size_t el = strlen(esc);
+			char *nb = realloc(b, cap + el);
+
+			if (!nb) {
+				free(esc);
+				free(b);
+				return NULL;
+			}
+			b = nb;
+			cap += el;
+			memcpy(b + o, esc, el);
+			o += el;
+			free(esc);
+		}
+	}
+	b[o++] = ']';
+	b[o++] = '}';
+	b[o] = '\0';
+	*len = o;
+	return b;
+}
+
 void
 enf_snapshot(struct api_req *r, struct p25_db *db)
 {
 	P25_STMT(pos, 0, "SELECT coalesce(max(seq), 0) FROM feed_events");
 	P25_STMT(toks, 0,
-	    "SELECT coalesce(json_agg(t.jws ORDER BY t.exemption_id), '[]')::text FROM tokens t"
+	    "SELECT t.jws FROM tokens t"
 	    " JOIN exemptions e ON e.id = t.exemption_id"
 	    " WHERE t.current AND e.status = 'active' AND t.expires_at > now()");
 	struct p25_err err = { 0 };
-	char etag[40], *seq = NULL, *tokens = NULL, *body = NULL;
+	char etag[40], *seq = NULL, *body = NULL;
+	PGresult *res = NULL;
 	const char *inm;
-	size_t len;
+	size_t len = 0;
 
 	if (p25_db_command(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &err) != 0)
 		goto fail;
@@ -56,23 +135,27 @@ enf_snapshot(struct api_req *r, struct p25_db *db)
 	if (p25_db_set_actor(db, NULL, "system", &err) != 0)
 		goto fail;
 	seq = p25_db_text(db, &pos, NULL, NULL, &err);
-	tokens = seq ? p25_db_text(db, &toks, NULL, NULL, &err) : NULL;
-	p25_db_rollback(db);
-	if (!tokens)
+	if (!seq)
 		goto fail;
 	snprintf(etag, sizeof(etag), "\"s%s\"", seq);
 	inm = api_get_header(r, "If-None-Match");
 	if (inm && strcmp(inm, etag) == 0) {
+		/* the position says it all: the tokens are not read */
+		p25_db_rollback(db);
 		api_reply(r, 304, NULL, "", 0);
 	} else {
-		len = strlen(seq) + strlen(tokens) + 32;
-		body = malloc(len);
+		res = p25_db_exec(db, &toks, NULL, &err);
+		p25_db_rollback(db);
+		if (!res)
+			goto fail;
+		body = snapshot_body(seq, res, &len);
+		PQclear(res);
+		res = NULL;
 		if (!body) {
 			p25_err_set(&err, 503, "out_of_memory", "out of memory");
 			goto fail;
 		}
-		snprintf(body, len, "{\"seq\":%s,\"tokens\":%s}", seq, tokens);
-		api_reply(r, 200, "application/json", body, strlen(body));
+		api_reply(r, 200, "application/json", body, len);
 	}
 	api_header(r, "ETag", etag);
 	api_header(r, "Cache-Control", "no-cache");
@@ -81,11 +164,67 @@ fail:
 	p25_db_rollback(db);
 	api_reply_err(r, &err);
 out:
+	PQclear(res);
 	free(seq);
-	free(tokens);
 	free(body);
 }
 
+/*
+ * The last feed answer, shared by the requests that ask the same question.
+ * A revocation wakes every held long-poll at once (feed.c), and they all
+ * ask for the events after the same position: the first to reach the
+ * database answers for all the others instead of thousands of identical
+ * queries queueing for the pool.  An answer is reused only for the same
+ * after and limit, while the feed position this process knows (feed_latest,
+ * from NOTIFY) has not moved, and for at most FEED_CACHE_NS — so it is never
+ * staler than a query a moment earlier, even while LISTEN is down.  Events
+ * are never changed once they have a position, so an answer is a correct
+ * page of the feed for as long as it is kept.
+ */
+#define FEED_CACHE_NS 1000000000ull
+static struct {
+	pthread_mutex_t mu;
+	long long after, latest;
+	int limit;
+	uint64_t at_ns;
+	char *text;		/* NULL: none */
+} fcache = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static char *
+fcache_get(long long after, int limit, long long latest)
+{
+	char *s = NULL;
+
+	pthread_mutex_lock(&fcache.mu);
+	if (fcache.text && latest >= 0 && fcache.after == after && fcache.limit == limit &&
+	    fcache.latest == latest && api_mono_ns() - fcache.at_ns < FEED_CACHE_NS)
+		s = strdup(fcache.text);
+	pthread_mutex_unlock(&fcache.mu);
+	return s;
+}
+
+static void
+fcache_put(long long after, int limit, long long latest, uint64_t at_ns, const char *text)
+{
+	char *s;
+
+	if (latest < 0 || feed_latest() != latest)
+		return;		/* the feed moved during the query: keep nothing */
+	s = strdup(text);
+	if (!s)
+		return;
+	pthread_mutex_lock(&fcache.mu);
+	free(fcache.text);
+	fcache.text = s;
+	fcache.after = after;
+	fcache.limit = limit;
+	fcache.latest = latest;
+	fcache.at_ns = at_ns;
+	pthread_mutex_unlock(&fcache.mu);
+}
+
+/* Held polls are answered on feed.c's listener with the same query
+ * (FEED_PAGE_SQL there): keep the two alike. */
 void
 enf_feed(struct api_req *r, struct p25_db *db)
 {
@@ -98,10 +237,21 @@ enf_feed(struct api_req *r, struct p25_db *db)
 	struct p25_err err = { 0 };
 	char after[24], limit[16];
 	const char *p[2] = { after, limit };
+	long long latest;
+	uint64_t t0;
 	char *s;
 
 	if (r->lp_limit == 0 && feed_parse(r) != 0)
 		return;
+	latest = feed_latest();
+	s = fcache_get(r->lp_after, r->lp_limit, latest);
+	if (s) {
+		api_reply_json_text(r, 200, s);
+		api_header(r, "Cache-Control", "no-store");
+		free(s);
+		return;
+	}
+	t0 = api_mono_ns();
 	snprintf(after, sizeof(after), "%lld", r->lp_after);
 	snprintf(limit, sizeof(limit), "%d", r->lp_limit);
 	if (api_begin(r, db, &err) != 0) {
@@ -114,6 +264,7 @@ enf_feed(struct api_req *r, struct p25_db *db)
 		api_reply_err(r, &err);
 		return;
 	}
+	fcache_put(r->lp_after, r->lp_limit, latest, t0, s);
 	api_reply_json_text(r, 200, s);
 	api_header(r, "Cache-Control", "no-store");
 	free(s);

@@ -242,6 +242,12 @@ p25_keyset_has(const struct p25_keyset *ks, const char *kid)
 	return ks && kid && ks_find(ks, kid) != NULL;
 }
 
+const unsigned char *
+p25_keyset_key(const struct p25_keyset *ks, const char *kid)
+{
+	return ks && kid ? ks_find(ks, kid) : NULL;
+}
+
 /* -------------------------------------------------------------- cidr */
 
 bool
@@ -460,6 +466,337 @@ out:
 	return r;
 }
 
+/* -------------------------------------------------- payload fast path */
+
+/*
+ * The claims of one token, read without jansson: p25 writes them compact
+ * with plain ASCII strings, integers and the members it knows, and a JSON
+ * tree costs more than everything else around the signature.  The scanner
+ * below accepts only that subset — strings of printable ASCII without
+ * escapes, integers of at most 18 digits, exactly the members p25 defines,
+ * each at most once, dest a non-empty array of at most P25_MAX_DEST
+ * strings — and says "other shape" for everything else, which then goes
+ * through jansson and check_payload() as before.  On what it accepts the
+ * checks are those of check_payload()/check_scope(), in the same order, so
+ * both paths give the same answer; tests/unit/test_verify.c compares them
+ * on mutated payloads (p25_payload_check).
+ */
+struct fstr {
+	const char *p;
+	size_t len;
+	bool set;
+};
+
+struct fint {
+	long long v;
+	bool set;
+};
+
+struct fclaims {
+	struct fstr iss, sub, jti;
+	struct fint iat, nbf, exp;
+	bool scope;
+	struct fstr cidr, proto, dir, request;
+	struct fint port, rate;
+	bool has_dest;
+	size_t ndest;
+	struct fstr dest[P25_MAX_DEST];
+};
+
+struct fscan {
+	const unsigned char *p, *end;
+};
+
+static void
+fs_ws(struct fscan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool
+fs_char(struct fscan *s, unsigned char ch)
+{
+	fs_ws(s);
+	if (s->p < s->end && *s->p == ch) {
+		s->p++;
+		return true;
+	}
+	return false;
+}
+
+/* A string of printable ASCII without escapes; false: another shape. */
+static bool
+fs_string(struct fscan *s, struct fstr *out)
+{
+	const unsigned char *q;
+
+	if (out->set || !fs_char(s, '"'))
+		return false;
+	for (q = s->p; q < s->end && *q != '"'; q++)
+		if (*q < 0x20 || *q > 0x7e || *q == '\\')
+			return false;
+	if (q == s->end)
+		return false;
+	out->p = (const char *)s->p;
+	out->len = (size_t)(q - s->p);
+	out->set = true;
+	s->p = q + 1;
+	return true;
+}
+
+/* An integer of at most 18 digits, no fraction or exponent. */
+static bool
+fs_int(struct fscan *s, struct fint *out)
+{
+	bool neg = false;
+	long long v = 0;
+	int d;
+
+	if (out->set)
+		return false;
+	fs_ws(s);
+	if (s->p < s->end && *s->p == '-') {
+		neg = true;
+		s->p++;
+	}
+	for (d = 0; s->p < s->end && *s->p >= '0' && *s->p <= '9'; d++, s->p++)
+		if (d < 18)	/* more digits: another shape, below */
+			v = v * 10 + (*s->p - '0');
+	if (d == 0 || d > 18 || (d > 1 && s->p[-d] == '0'))
+		return false;
+	if (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E'))
+		return false;
+	out->v = neg ? -v : v;
+	out->set = true;
+	return true;
+}
+
+/* A member name: the text between quotes (printable ASCII, no escapes). */
+static bool
+fs_key(struct fscan *s, struct fstr *k)
+{
+	k->set = false;
+	return fs_string(s, k) && fs_char(s, ':');
+}
+
+static bool
+fs_is(const struct fstr *k, const char *name)
+{
+	return k->len == strlen(name) && memcmp(k->p, name, k->len) == 0;
+}
+
+static bool
+fs_scope(struct fscan *s, struct fclaims *f)
+{
+	struct fstr k;
+
+	if (f->scope || !fs_char(s, '{'))
+		return false;
+	f->scope = true;
+	if (fs_char(s, '}'))
+		return true;
+	do {
+		if (!fs_key(s, &k))
+			return false;
+		if (fs_is(&k, "cidr")) {
+			if (!fs_string(s, &f->cidr))
+				return false;
+		} else if (fs_is(&k, "proto")) {
+			if (!fs_string(s, &f->proto))
+				return false;
+		} else if (fs_is(&k, "dir")) {
+			if (!fs_string(s, &f->dir))
+				return false;
+		} else if (fs_is(&k, "request")) {
+			if (!fs_string(s, &f->request))
+				return false;
+		} else if (fs_is(&k, "port")) {
+			if (!fs_int(s, &f->port))
+				return false;
+		} else if (fs_is(&k, "rate")) {
+			if (!fs_int(s, &f->rate))
+				return false;
+		} else if (fs_is(&k, "dest")) {
+			if (f->has_dest || !fs_char(s, '['))
+				return false;
+			f->has_dest = true;
+			do {
+				if (f->ndest == P25_MAX_DEST || !fs_string(s, &f->dest[f->ndest]))
+					return false;
+				f->ndest++;
+			} while (fs_char(s, ','));
+			if (!fs_char(s, ']'))
+				return false;
+		} else {
+			return false;
+		}
+	} while (fs_char(s, ','));
+	return fs_char(s, '}');
+}
+
+/* true: the payload is of the simple shape, read into f. */
+static bool
+fs_payload(const unsigned char *pl, size_t len, struct fclaims *f)
+{
+	struct fscan s = { pl, pl + len };
+	struct fstr k;
+
+	memset(f, 0, sizeof(*f));
+	if (!fs_char(&s, '{'))
+		return false;
+	do {
+		if (!fs_key(&s, &k))
+			return false;
+		if (fs_is(&k, "iss")) {
+			if (!fs_string(&s, &f->iss))
+				return false;
+		} else if (fs_is(&k, "sub")) {
+			if (!fs_string(&s, &f->sub))
+				return false;
+		} else if (fs_is(&k, "jti")) {
+			if (!fs_string(&s, &f->jti))
+				return false;
+		} else if (fs_is(&k, "iat")) {
+			if (!fs_int(&s, &f->iat))
+				return false;
+		} else if (fs_is(&k, "nbf")) {
+			if (!fs_int(&s, &f->nbf))
+				return false;
+		} else if (fs_is(&k, "exp")) {
+			if (!fs_int(&s, &f->exp))
+				return false;
+		} else if (fs_is(&k, "p25")) {
+			if (!fs_scope(&s, f))
+				return false;
+		} else {
+			return false;	/* other claims: jansson's path reads past them */
+		}
+	} while (fs_char(&s, ','));
+	if (!fs_char(&s, '}'))
+		return false;
+	fs_ws(&s);
+	return s.p == s.end;
+}
+
+/* get_string() of the fast path: present, fits buf, non-empty if asked. */
+static bool
+fs_copy(const struct fstr *v, char *buf, size_t len, bool nonempty)
+{
+	if (!v->set || v->len >= len || (nonempty && v->len == 0))
+		return false;
+	memcpy(buf, v->p, v->len);
+	buf[v->len] = '\0';
+	return true;
+}
+
+static bool
+fs_time(const struct fint *v, long long *out)
+{
+	if (!v->set)
+		return false;
+	*out = v->v;
+	return *out >= 0 && *out <= TIME_MAX;
+}
+
+/* check_scope() on the fast path's reading. */
+static enum p25_verify_result
+fs_check_scope(const struct fclaims *f, struct p25_claims *c)
+{
+	unsigned char addr[16];
+	int fam, len;
+	size_t i;
+
+	if (!f->scope)
+		return P25_VERIFY_BAD_SCOPE;
+	if (!fs_copy(&f->cidr, c->cidr, sizeof(c->cidr), true) ||
+	    !p25_cidr_normalized(c->cidr, &fam, addr, &len) ||
+	    len < (fam == AF_INET ? 8 : 16))
+		return P25_VERIFY_BAD_SCOPE;
+	if (!f->port.set || f->port.v != 25)
+		return P25_VERIFY_BAD_SCOPE;
+	c->port = 25;
+	if (!fs_copy(&f->proto, c->proto, sizeof(c->proto), true) || strcmp(c->proto, "tcp") != 0)
+		return P25_VERIFY_BAD_SCOPE;
+	if (!fs_copy(&f->dir, c->dir, sizeof(c->dir), true) || strcmp(c->dir, "egress") != 0)
+		return P25_VERIFY_BAD_SCOPE;
+	if (!fs_copy(&f->request, c->request, sizeof(c->request), true))
+		return P25_VERIFY_BAD_SCOPE;
+	if (f->has_dest) {
+		/* the scanner saw 1..P25_MAX_DEST strings */
+		for (i = 0; i < f->ndest; i++)
+			if (!fs_copy(&f->dest[i], c->dest[i], sizeof(c->dest[0]), false) ||
+			    !p25_cidr_normalized(c->dest[i], &fam, addr, &len))
+				return P25_VERIFY_BAD_SCOPE;
+		c->ndest = (int)f->ndest;
+	}
+	if (f->rate.set) {
+		if (f->rate.v <= 0 || f->rate.v > INT32_MAX)
+			return P25_VERIFY_BAD_SCOPE;
+		c->rate = f->rate.v;
+	}
+	return P25_VERIFY_OK;
+}
+
+/* check_payload() on the fast path's reading. */
+static enum p25_verify_result
+fs_check_payload(const struct fclaims *f, const char *expected_iss, long long now, int skew,
+		 struct p25_claims *c)
+{
+	if (!fs_copy(&f->iss, c->iss, sizeof(c->iss), true) ||
+	    !fs_copy(&f->sub, c->sub, sizeof(c->sub), true) ||
+	    !fs_copy(&f->jti, c->jti, sizeof(c->jti), true) ||
+	    !fs_time(&f->iat, &c->iat) || !fs_time(&f->nbf, &c->nbf) ||
+	    !fs_time(&f->exp, &c->exp) || c->exp <= c->nbf)
+		return P25_VERIFY_MALFORMED;
+	if (strcmp(c->iss, expected_iss) != 0)
+		return P25_VERIFY_BAD_ISSUER;
+	if (now < c->nbf - skew)
+		return P25_VERIFY_NOT_YET_VALID;
+	if (now >= c->exp + skew)
+		return P25_VERIFY_EXPIRED;
+	return fs_check_scope(f, c);
+}
+
+/* The claims of a decoded payload: the fast path when it applies. */
+static enum p25_verify_result
+payload_claims(const unsigned char *pl, size_t len, const char *expected_iss, long long now,
+	       int skew, struct p25_claims *c, bool fast)
+{
+	struct fclaims f;
+
+	if (fast && fs_payload(pl, len, &f))
+		return fs_check_payload(&f, expected_iss, now, skew, c);
+	return check_payload(pl, len, expected_iss, now, skew, c);
+}
+
+enum p25_verify_result
+p25_payload_check(const char *json, size_t len, const char *expected_iss, long long now,
+		  int skew, struct p25_claims *claims, bool fast)
+{
+	struct p25_claims c;
+	enum p25_verify_result r;
+
+	memset(&c, 0, sizeof(c));
+	c.rate = -1;
+	if (claims)
+		memset(claims, 0, sizeof(*claims));
+	if (!json || !expected_iss || len > PAYLOAD_MAX)
+		return P25_VERIFY_MALFORMED;
+	skew = skew < 0 ? 0 : skew > SKEW_MAX ? SKEW_MAX : skew;
+	r = payload_claims((const unsigned char *)json, len, expected_iss, now, skew, &c, fast);
+	if (r == P25_VERIFY_OK && claims)
+		*claims = c;
+	return r;
+}
+
+/* The last header a thread accepted: its base64url text and its kid. */
+static _Thread_local struct {
+	size_t len;		/* 0: none yet */
+	char b64[256];
+	char kid[64];
+} last_hdr;
+
 enum p25_verify_result
 p25_token_verify(const struct p25_keyset *ks, const char *token,
 		 const char *expected_iss, long long now, int skew,
@@ -497,12 +834,24 @@ p25_token_verify(const struct p25_keyset *ks, const char *token,
 	if (ndots != 2 || dots[0] == 0 || dots[1] == dots[0] + 1)
 		return P25_VERIFY_MALFORMED;
 
-	/* 2. header */
-	if (p25_b64url_decode(hdr, sizeof(hdr), token, dots[0], &hlen) != 0)
-		return P25_VERIFY_MALFORMED;
-	r = check_header(hdr, hlen, c.kid, sizeof(c.kid));
-	if (r != P25_VERIFY_OK)
-		return r;
+	/* 2. header: one issuer's tokens share a handful of headers (one per
+	 * key), so the last one this thread accepted is remembered: the same
+	 * bytes give the same kid without decoding and parsing them again */
+	if (dots[0] <= sizeof(last_hdr.b64) && last_hdr.len == dots[0] &&
+	    memcmp(last_hdr.b64, token, dots[0]) == 0) {
+		memcpy(c.kid, last_hdr.kid, sizeof(c.kid));
+	} else {
+		if (p25_b64url_decode(hdr, sizeof(hdr), token, dots[0], &hlen) != 0)
+			return P25_VERIFY_MALFORMED;
+		r = check_header(hdr, hlen, c.kid, sizeof(c.kid));
+		if (r != P25_VERIFY_OK)
+			return r;
+		if (dots[0] <= sizeof(last_hdr.b64)) {
+			memcpy(last_hdr.b64, token, dots[0]);
+			memcpy(last_hdr.kid, c.kid, sizeof(c.kid));
+			last_hdr.len = dots[0];
+		}
+	}
 
 	/* 3. key, 4. signature over "header.payload" exactly as sent */
 	if (p25_b64url_decode(sig, sizeof(sig), token + dots[1] + 1,
@@ -520,7 +869,7 @@ p25_token_verify(const struct p25_keyset *ks, const char *token,
 	if (p25_b64url_decode(pl, sizeof(pl), token + dots[0] + 1,
 			      dots[1] - dots[0] - 1, &plen) != 0)
 		return P25_VERIFY_MALFORMED;
-	r = check_payload(pl, plen, expected_iss, now, skew, &c);
+	r = payload_claims(pl, plen, expected_iss, now, skew, &c, true);
 	if (r == P25_VERIFY_OK && claims)
 		*claims = c;
 	return r;

@@ -142,6 +142,7 @@ int enf_token_kid(const char *token, char *kid, size_t len);
 struct enf_entry {
 	char *token;		/* the compact JWS; owned */
 	struct p25_claims c;	/* its claims as verified */
+	unsigned char pk[32];	/* the public key that verified it (c.kid's) */
 	long long applied_exp;	/* the expiry the loaded rule set carries for it
 				   (kernel timeout, meta time); 0: not loaded */
 };
@@ -168,6 +169,8 @@ struct enf_stats {
 	unsigned rejected;		/* failed verification: skipped */
 	unsigned unknown_kid;		/* of those, signed by a key not trusted */
 	unsigned ignored;		/* unknown event types, stale renewals */
+	unsigned reused;		/* byte-identical to a token held and verified
+					   under the same key: signature not re-checked */
 };
 
 void enf_state_init(struct enf_state *st);
@@ -176,8 +179,13 @@ const struct enf_entry *enf_state_find(const struct enf_state *st, const char *j
 
 /*
  * Replaces the state by a snapshot: every token verified (failures logged
- * and skipped), seq = snapshot's.  Returns 0, or -1 when out of memory
- * (the state is unchanged).
+ * and skipped), seq = snapshot's.  A token byte-identical to one the state
+ * holds keeps that entry's verified claims without a second signature
+ * check when the key that verified it is still in the set under the same
+ * kid and the time and issuer checks pass now (what p25_token_verify would
+ * conclude, as its other inputs are the same bytes); counted in
+ * stats->reused.  Returns 0, or -1 when out of memory (the state is
+ * unchanged).
  */
 int enf_state_from_snapshot(struct enf_state *st, const struct enf_snapshot *snap,
 			    const struct enf_verifier *vf, long long now,
@@ -198,7 +206,9 @@ int enf_state_apply(struct enf_state *st, const struct enf_event *ev,
 /* Removes every entry whose exp <= now; returns how many. */
 size_t enf_state_expire(struct enf_state *st, long long now);
 
-/* Re-verifies every held token (after the key set shrank); drops failures. */
+/* Re-verifies every held token (after the key set changed); drops failures.
+ * A token whose verifying key is still in the set, unchanged under its kid,
+ * only has its time and issuer checked again (the signature stays valid). */
 size_t enf_state_reverify(struct enf_state *st, const struct enf_verifier *vf,
 			  long long now);
 

@@ -197,6 +197,122 @@ enf_snapshot_free(struct enf_snapshot *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* ---- the snapshot's fast path: its one usual shape, without jansson ---- */
+
+struct scan {
+	const char *p, *end;
+};
+
+static void
+sc_ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool
+sc_lit(struct scan *s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	sc_ws(s);
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+		return false;
+	s->p += n;
+	return true;
+}
+
+static bool
+tok_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.';
+}
+
+/*
+ * {"seq":N,"tokens":["<jws>",...]} (either member first, JSON whitespace
+ * anywhere) with tokens of base64url and dots only, 1..P25_TOKEN_MAX
+ * bytes, and N at most 18 digits: what p25 sends.  1: parsed into out;
+ * 0: another shape (out empty: the caller parses with jansson, which
+ * decides); -1: out of memory.  Memory: a big snapshot (100,000 tokens,
+ * 55 MB) is read in one pass without a JSON tree, about ten times less
+ * work than json_loadb().
+ */
+static int
+snapshot_fast(const char *json, size_t len, struct enf_snapshot *out)
+{
+	struct scan s = { json, json + len };
+	bool have_seq = false, have_toks = false;
+	const char *q;
+	size_t cap = 0, l;
+	char **nv;
+	int member, d;
+
+	if (!sc_lit(&s, "{"))
+		return 0;
+	for (member = 0; member < 2; member++) {
+		if (member == 1 && !sc_lit(&s, ","))
+			goto other;
+		if (!have_seq && sc_lit(&s, "\"seq\"")) {
+			if (!sc_lit(&s, ":"))
+				goto other;
+			sc_ws(&s);
+			out->seq = 0;
+			for (d = 0; s.p < s.end && *s.p >= '0' && *s.p <= '9'; d++, s.p++)
+				if (d < 18)	/* more digits: another shape, below */
+					out->seq = out->seq * 10 + (*s.p - '0');
+			if (d == 0 || d > 18 || (d > 1 && s.p[-d] == '0'))
+				goto other;
+			have_seq = true;
+		} else if (!have_toks && sc_lit(&s, "\"tokens\"")) {
+			if (!sc_lit(&s, ":") || !sc_lit(&s, "["))
+				goto other;
+			have_toks = true;
+			if (sc_lit(&s, "]"))
+				continue;
+			do {
+				if (!sc_lit(&s, "\""))
+					goto other;
+				for (q = s.p; q < s.end && tok_char((unsigned char)*q); q++)
+					;
+				l = (size_t)(q - s.p);
+				if (q == s.end || *q != '"' || l == 0 || l > P25_TOKEN_MAX)
+					goto other;
+				if (out->n == cap) {
+					cap = cap ? cap * 2 : 1024;
+					nv = realloc(out->tokens, cap * sizeof(*nv));
+					if (!nv)
+						goto oom;
+					out->tokens = nv;
+				}
+				out->tokens[out->n] = malloc(l + 1);
+				if (!out->tokens[out->n])
+					goto oom;
+				memcpy(out->tokens[out->n], s.p, l);
+				out->tokens[out->n][l] = '\0';
+				out->n++;
+				s.p = q + 1;
+			} while (sc_lit(&s, ","));
+			if (!sc_lit(&s, "]"))
+				goto other;
+		} else {
+			goto other;
+		}
+	}
+	if (!sc_lit(&s, "}"))
+		goto other;
+	sc_ws(&s);
+	if (s.p != s.end)
+		goto other;
+	return 1;
+other:
+	enf_snapshot_free(out);
+	return 0;
+oom:
+	enf_snapshot_free(out);
+	return -1;
+}
+
 int
 enf_snapshot_parse(const char *json, size_t len, struct enf_snapshot *out,
 		   char *err, size_t errlen)
@@ -207,6 +323,15 @@ enf_snapshot_parse(const char *json, size_t len, struct enf_snapshot *out,
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
+	switch (snapshot_fast(json, len, out)) {
+	case 1:
+		return 0;
+	case -1:
+		ferr(err, errlen, "out of memory");
+		return -1;
+	default:
+		break;	/* another shape: jansson decides */
+	}
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		if (err && errlen)

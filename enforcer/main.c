@@ -321,6 +321,16 @@ mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* CPU time of the process (all threads), for the timing logs. */
+static long long
+cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Sleeps up to ms, in slices, returning early on a signal. */
 static void
 nap_ms(long ms)
@@ -350,7 +360,7 @@ apply_rules(struct agent *a, bool force)
 	struct enf_render_info info;
 	struct enf_buf b;
 	char out[2048];
-	long long now = now_s(), t0;
+	long long now = now_s(), t0, c0;
 	size_t gone;
 	int rc;
 
@@ -362,6 +372,7 @@ apply_rules(struct agent *a, bool force)
 	    !enf_state_refresh_due(&a->st, now, RENEW_MARGIN))
 		return 0;
 	t0 = mono_ms();
+	c0 = cpu_ms();
 	enf_buf_init(&b, ENF_RENDER_MAX);
 	if (enf_render_ex(&a->st, now, &b, &info) != 0) {
 		enf_log(ENF_ERROR, "render_failed", "{s:s}", "error", "rule set too large");
@@ -389,9 +400,10 @@ apply_rules(struct agent *a, bool force)
 	a->applied_ok = true;
 	enf_state_mark_applied(&a->st, now);
 	enf_log(ENF_INFO, a->cfg->check_only ? "checked" : "applied",
-		"{s:I, s:i, s:i, s:i, s:i, s:I}", "seq", (json_int_t)a->st.seq,
+		"{s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "seq", (json_int_t)a->st.seq,
 		"exemptions", (int)a->st.n, "v4", (int)info.v4, "v6", (int)info.v6, "scoped",
-		(int)info.scoped, "ms", (json_int_t)(mono_ms() - t0));
+		(int)info.scoped, "ms", (json_int_t)(mono_ms() - t0), "cpu_ms",
+		(json_int_t)(cpu_ms() - c0));
 	return 0;
 }
 
@@ -569,7 +581,7 @@ do_snapshot(struct agent *a)
 	struct enf_stats stats = { 0 };
 	struct enf_resp r;
 	char etag[40] = "", err[256];
-	long long t0 = mono_ms();
+	long long t0 = mono_ms(), t_fetch = t0, t_parse = t0, c_parse = 0, c_fetch = 0;
 	size_t before = a->st.n;
 	int rc = -1;
 
@@ -588,12 +600,16 @@ do_snapshot(struct agent *a)
 		rc = 0;
 		goto out;
 	}
+	t_fetch = mono_ms();
+	c_fetch = cpu_ms();
 	if (enf_snapshot_parse(r.body.p, r.body.len, &snap, err, sizeof(err)) != 0) {
 		enf_log(ENF_ERROR, "snapshot_invalid", "{s:s}", "error", err);
 		a->need_snapshot = true;
 		goto out;
 	}
 	keys_for_batch(a, snap.tokens, snap.n);
+	t_parse = mono_ms();
+	c_parse = cpu_ms();
 	if (enf_state_from_snapshot(&a->st, &snap, &a->vf, now_s(), &stats) != 0) {
 		enf_log(ENF_ERROR, "out_of_memory", "{s:s}", "in", "snapshot");
 		enf_snapshot_free(&snap);
@@ -606,8 +622,13 @@ do_snapshot(struct agent *a)
 		a->skipped_unknown_kid = true;
 	stats.expired = 0;
 	log_stats("snapshot", a, &stats);
-	enf_log(ENF_DEBUG, "snapshot_timing", "{s:I, s:i}", "ms", (json_int_t)(mono_ms() - t0),
-		"before", (int)before);
+	/* fetch: the HTTP exchange; parse: the JSON; verify: verification and the new state */
+	enf_log(ENF_DEBUG, "snapshot_timing", "{s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:I}",
+		"ms", (json_int_t)(mono_ms() - t0), "fetch_ms", (json_int_t)(t_fetch - t0),
+		"parse_ms", (json_int_t)(t_parse - t_fetch), "parse_cpu_ms",
+		(json_int_t)(c_parse - c_fetch), "verify_ms", (json_int_t)(mono_ms() - t_parse),
+		"verify_cpu_ms", (json_int_t)(cpu_ms() - c_parse), "before", (int)before,
+		"tokens", (json_int_t)a->st.n, "reused", (json_int_t)stats.reused);
 	a->dirty = a->save_urgent = true;	/* saved by the caller, after the load */
 	rc = 0;
 out:
@@ -807,6 +828,7 @@ static int
 run_print(struct agent *a)
 {
 	struct enf_buf b;
+	long long t0, c0;
 	int rc = 0;
 
 	if (!a->cfg->offline) {
@@ -818,11 +840,17 @@ run_print(struct agent *a)
 	}
 	enf_state_expire(&a->st, now_s());
 	enf_buf_init(&b, ENF_RENDER_MAX);
+	t0 = mono_ms();
+	c0 = cpu_ms();
 	if (enf_render(&a->st, now_s(), &b) != 0) {
 		enf_log(ENF_ERROR, "render_failed", "{s:s}", "error", "rule set too large");
 		rc = 1;
-	} else if (fwrite(b.p, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
-		rc = 1;
+	} else {
+		enf_log(ENF_DEBUG, "render_timing", "{s:I, s:I, s:I}", "ms",
+			(json_int_t)(mono_ms() - t0), "cpu_ms", (json_int_t)(cpu_ms() - c0),
+			"bytes", (json_int_t)b.len);
+		if (fwrite(b.p, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
+			rc = 1;
 	}
 	enf_buf_free(&b);
 	return rc;

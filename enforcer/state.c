@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,14 +95,22 @@ enf_state_find(const struct enf_state *st, const char *jti)
 /* Verifies a token; logs a refusal.  true with *c filled on success. */
 static bool
 verify_token(const struct enf_verifier *vf, const char *token, long long now,
-	     long long seq, struct p25_claims *c, struct enf_stats *stats)
+	     long long seq, struct p25_claims *c, unsigned char pk[32],
+	     struct enf_stats *stats)
 {
 	enum p25_verify_result r;
+	const unsigned char *key;
 	char kid[64] = "";
 
 	r = p25_token_verify(vf->ks, token, vf->issuer, now, vf->skew, c);
-	if (r == P25_VERIFY_OK)
+	if (r == P25_VERIFY_OK) {
+		key = p25_keyset_key(vf->ks, c->kid);	/* found: it just verified */
+		if (key)
+			memcpy(pk, key, 32);
+		else
+			memset(pk, 0, 32);
 		return true;
+	}
 	(void)enf_token_kid(token, kid, sizeof(kid));
 	if (stats) {
 		stats->rejected++;
@@ -122,6 +131,92 @@ verify_token(const struct enf_verifier *vf, const char *token, long long now,
 			p25_verify_result_str(r), "kid", kid, "seq", (json_int_t)seq);
 	}
 	return false;
+}
+
+/*
+ * Whether an entry, verified earlier, would verify now: the key that
+ * verified it is in the set under the same kid with the same bytes (so
+ * the signature over the same token bytes still holds), the issuer is the
+ * one expected, and nbf/exp pass with the skew — the checks of
+ * p25_token_verify() whose inputs may have changed since (the key set,
+ * the configuration, the clock).  Everything else it checks depends on
+ * the token bytes alone.
+ */
+static bool
+still_valid(const struct enf_entry *e, const struct enf_verifier *vf, long long now)
+{
+	const unsigned char *key = p25_keyset_key(vf->ks, e->c.kid);
+	long long skew = vf->skew < 0 ? 0 : vf->skew > 86400 ? 86400 : vf->skew;
+
+	return key && sodium_memcmp(key, e->pk, 32) == 0 && vf->issuer &&
+	       strcmp(e->c.iss, vf->issuer) == 0 && now >= e->c.nbf - skew &&
+	       now < e->c.exp + skew;
+}
+
+/*
+ * The tokens of a state by their text: an open-addressing table of entry
+ * indexes (+1; 0 is empty), hashed on the token's last characters (its
+ * signature, as good as random for a token that verified).  The hash only
+ * finds candidates: a hit is confirmed by comparing the whole token.
+ */
+struct known {
+	const struct enf_state *st;
+	size_t *slot;
+	size_t mask;
+};
+
+static uint64_t
+tok_hash(const char *t, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i = len > 32 ? len - 32 : 0;
+
+	for (; i < len; i++) {
+		h ^= (unsigned char)t[i];
+		h *= 1099511628211ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+static bool
+known_init(struct known *k, const struct enf_state *st)
+{
+	size_t cap = 16, i, j;
+
+	memset(k, 0, sizeof(*k));
+	if (!st || st->n == 0)
+		return true;
+	while (cap < st->n * 2)
+		cap *= 2;
+	k->slot = calloc(cap, sizeof(*k->slot));
+	if (!k->slot)
+		return false;	/* no reuse: everything is verified */
+	k->st = st;
+	k->mask = cap - 1;
+	for (i = 0; i < st->n; i++) {
+		j = (size_t)tok_hash(st->v[i].token, strlen(st->v[i].token)) & k->mask;
+		while (k->slot[j])
+			j = (j + 1) & k->mask;
+		k->slot[j] = i + 1;
+	}
+	return true;
+}
+
+static const struct enf_entry *
+known_find(const struct known *k, const char *token)
+{
+	size_t len, j;
+
+	if (!k->slot)
+		return NULL;
+	len = strlen(token);
+	for (j = (size_t)tok_hash(token, len) & k->mask; k->slot[j]; j = (j + 1) & k->mask) {
+		const struct enf_entry *e = &k->st->v[k->slot[j] - 1];
+
+		if (strcmp(e->token, token) == 0)
+			return e;
+	}
+	return NULL;
 }
 
 static int
@@ -149,7 +244,7 @@ grow(struct enf_state *st, size_t want)
  * (older), -1 OOM.
  */
 static int
-put(struct enf_state *st, char *tok, const struct p25_claims *c)
+put(struct enf_state *st, char *tok, const struct p25_claims *c, const unsigned char pk[32])
 {
 	bool found;
 	size_t i = find_pos(st, c->jti, &found);
@@ -164,6 +259,7 @@ put(struct enf_state *st, char *tok, const struct p25_claims *c)
 		free(st->v[i].token);
 		st->v[i].token = tok;
 		st->v[i].c = *c;	/* applied_exp stays: what the kernel holds */
+		memcpy(st->v[i].pk, pk, 32);
 		st->gen++;
 		return 2;
 	}
@@ -172,6 +268,7 @@ put(struct enf_state *st, char *tok, const struct p25_claims *c)
 	memmove(&st->v[i + 1], &st->v[i], (st->n - i) * sizeof(*st->v));
 	st->v[i].token = tok;
 	st->v[i].c = *c;
+	memcpy(st->v[i].pk, pk, 32);
 	st->v[i].applied_exp = 0;
 	st->n++;
 	st->gen++;
@@ -199,12 +296,66 @@ cmp_entry(const void *a, const void *b)
 	return x->c.iat > y->c.iat ? -1 : x->c.iat < y->c.iat ? 1 : 0;
 }
 
+static const struct enf_entry *sort_base;	/* for cmp_index: one sort at a time */
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+cmp_index(const void *a, const void *b)
+{
+	return cmp_entry(&sort_base[*(const size_t *)a], &sort_base[*(const size_t *)b]);
+}
+
+/*
+ * Sorts v[0, n) as cmp_entry says.  An entry carries its claims (about
+ * 1.6 KB), so qsort() on the entries themselves moves gigabytes for a
+ * 100,000-token snapshot: this sorts their indexes, then moves each entry
+ * once, following the permutation's cycles in place.  0, or -1 when out of
+ * memory (v unchanged).
+ */
+static int
+sort_entries(struct enf_entry *v, size_t n)
+{
+	struct enf_entry tmp;
+	size_t *order, i, j, nx;
+
+	order = malloc(n * sizeof(*order));
+	if (!order)
+		return -1;
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	pthread_mutex_lock(&sort_mu);
+	sort_base = v;
+	qsort(order, n, sizeof(*order), cmp_index);
+	sort_base = NULL;
+	pthread_mutex_unlock(&sort_mu);
+	/* position i must receive v[order[i]]; a done position has order[i] == i */
+	for (i = 0; i < n; i++) {
+		if (order[i] == i)
+			continue;
+		tmp = v[i];
+		j = i;
+		for (;;) {
+			nx = order[j];
+			order[j] = j;
+			if (nx == i) {
+				v[j] = tmp;
+				break;
+			}
+			v[j] = v[nx];
+			j = nx;
+		}
+	}
+	free(order);
+	return 0;
+}
+
 /* One slice of a batch to verify: tokens[from, to) into v[from, to). */
 struct vslice {
 	const char *const *tokens;
 	struct enf_entry *v;
 	size_t from, to;
 	const struct enf_verifier *vf;
+	const struct known *known;	/* tokens verified before (may be empty) */
 	long long now, seq;
 	struct enf_stats stats;
 	bool oom;
@@ -216,9 +367,18 @@ verify_slice(void *arg)
 	struct vslice *sl = arg;
 	size_t i;
 
+	const struct enf_entry *e;
+
 	for (i = sl->from; i < sl->to; i++) {
-		if (!verify_token(sl->vf, sl->tokens[i], sl->now, sl->seq, &sl->v[i].c, &sl->stats))
+		e = known_find(sl->known, sl->tokens[i]);
+		if (e && still_valid(e, sl->vf, sl->now)) {
+			sl->v[i].c = e->c;
+			memcpy(sl->v[i].pk, e->pk, 32);
+			sl->stats.reused++;
+		} else if (!verify_token(sl->vf, sl->tokens[i], sl->now, sl->seq, &sl->v[i].c,
+					 sl->v[i].pk, &sl->stats)) {
 			continue;
+		}
 		sl->v[i].token = strdup(sl->tokens[i]);
 		if (!sl->v[i].token) {
 			sl->oom = true;
@@ -236,8 +396,8 @@ verify_slice(void *arg)
  */
 static bool
 verify_all(const char *const *tokens, size_t n, struct enf_entry *v,
-	   const struct enf_verifier *vf, long long now, long long seq,
-	   struct enf_stats *stats)
+	   const struct enf_verifier *vf, const struct known *known, long long now,
+	   long long seq, struct enf_stats *stats)
 {
 	struct vslice sl[VERIFY_THREADS_MAX];
 	pthread_t th[VERIFY_THREADS_MAX];
@@ -252,7 +412,7 @@ verify_all(const char *const *tokens, size_t n, struct enf_entry *v,
 	for (t = 0; t < nt; t++) {
 		sl[t] = (struct vslice){ .tokens = tokens, .v = v, .from = t * per,
 					 .to = (t + 1) * per < n ? (t + 1) * per : n, .vf = vf,
-					 .now = now, .seq = seq };
+					 .known = known, .now = now, .seq = seq };
 		if (sl[t].from > sl[t].to)
 			sl[t].from = sl[t].to;
 	}
@@ -271,6 +431,7 @@ verify_all(const char *const *tokens, size_t n, struct enf_entry *v,
 		if (stats) {
 			stats->rejected += sl[t].stats.rejected;
 			stats->unknown_kid += sl[t].stats.unknown_kid;
+			stats->reused += sl[t].stats.reused;
 		}
 	}
 	return ok;
@@ -282,10 +443,13 @@ verify_all(const char *const *tokens, size_t n, struct enf_entry *v,
  */
 static int
 build(struct enf_state *out, const char *const *tokens, size_t n, long long seq,
-      const struct enf_verifier *vf, long long now, struct enf_stats *stats)
+      const struct enf_verifier *vf, const struct enf_state *held, long long now,
+      struct enf_stats *stats)
 {
 	struct enf_entry *v = NULL;
+	struct known known;
 	size_t i, k = 0, w;
+	bool ok;
 
 	if (n == 0) {
 		out->v = NULL;
@@ -296,15 +460,23 @@ build(struct enf_state *out, const char *const *tokens, size_t n, long long seq,
 	v = calloc(n, sizeof(*v));
 	if (!v)
 		return -1;
-	if (!verify_all(tokens, n, v, vf, now, seq, stats)) {
+	(void)known_init(&known, held);	/* without a table, everything is verified */
+	ok = verify_all(tokens, n, v, vf, &known, now, seq, stats);
+	free(known.slot);
+	if (!ok) {
 		entries_free(v, n);
 		return -1;
 	}
 	for (i = 0; i < n; i++)		/* compact: the verified ones, in order */
-		if (v[i].token)
-			v[k++] = v[i];
-	if (k > 1)
-		qsort(v, k, sizeof(*v), cmp_entry);
+		if (v[i].token) {
+			if (k != i)
+				v[k] = v[i];
+			k++;
+		}
+	if (k > 1 && sort_entries(v, k) != 0) {
+		entries_free(v, k);
+		return -1;
+	}
 	for (i = 0, w = 0; i < k; i++) {
 		if (w > 0 && strcmp(v[w - 1].c.jti, v[i].c.jti) == 0) {
 			free(v[i].token);
@@ -326,31 +498,36 @@ enf_state_from_snapshot(struct enf_state *st, const struct enf_snapshot *snap,
 			struct enf_stats *stats)
 {
 	struct enf_state nst;
-	size_t i;
+	size_t i, j;
+	int c;
 
 	enf_state_init(&nst);
-	if (build(&nst, (const char *const *)snap->tokens, snap->n, snap->seq, vf, now, stats) != 0)
+	if (build(&nst, (const char *const *)snap->tokens, snap->n, snap->seq, vf, st, now,
+		  stats) != 0)
 		return -1;
-	if (stats) {
-		/* counted against what was held before */
-		for (i = 0; i < nst.n; i++) {
-			const struct enf_entry *old = enf_state_find(st, nst.v[i].c.jti);
-
-			if (!old)
+	/* one merge walk over both (each sorted by jti, no duplicates): the
+	 * counts against what was held before, and what the kernel holds */
+	for (i = 0, j = 0; i < nst.n || j < st->n;) {
+		c = i == nst.n ? 1 : j == st->n ? -1 : strcmp(nst.v[i].c.jti, st->v[j].c.jti);
+		if (c < 0) {
+			nst.v[i++].applied_exp = 0;
+			if (stats)
 				stats->added++;
-			else if (strcmp(old->token, nst.v[i].token) == 0)
-				stats->unchanged++;
-			else
-				stats->replaced++;
-		}
-		for (i = 0; i < st->n; i++)
-			if (!enf_state_find(&nst, st->v[i].c.jti))
+		} else if (c > 0) {
+			j++;
+			if (stats)
 				stats->removed++;
-	}
-	for (i = 0; i < nst.n; i++) {
-		const struct enf_entry *old = enf_state_find(st, nst.v[i].c.jti);
-
-		nst.v[i].applied_exp = old ? old->applied_exp : 0;
+		} else {
+			nst.v[i].applied_exp = st->v[j].applied_exp;
+			if (stats) {
+				if (strcmp(st->v[j].token, nst.v[i].token) == 0)
+					stats->unchanged++;
+				else
+					stats->replaced++;
+			}
+			i++;
+			j++;
+		}
 	}
 	nst.gen = st->gen + 1;
 	enf_state_cleanup(st);
@@ -364,6 +541,7 @@ enf_state_apply(struct enf_state *st, const struct enf_event *ev,
 		struct enf_stats *stats)
 {
 	struct p25_claims c;
+	unsigned char pk[32];
 	bool found;
 	size_t i;
 	char *tok;
@@ -374,7 +552,7 @@ enf_state_apply(struct enf_state *st, const struct enf_event *ev,
 	switch (ev->type) {
 	case ENF_EV_GRANT:
 	case ENF_EV_RENEW:
-		if (!ev->token || !verify_token(vf, ev->token, now, ev->seq, &c, stats))
+		if (!ev->token || !verify_token(vf, ev->token, now, ev->seq, &c, pk, stats))
 			return 0;
 		if (ev->exemption[0] && strcmp(ev->exemption, c.jti) != 0)
 			enf_log(ENF_WARN, "event_mismatch", "{s:I, s:s, s:s}", "seq",
@@ -383,7 +561,7 @@ enf_state_apply(struct enf_state *st, const struct enf_event *ev,
 		tok = strdup(ev->token);
 		if (!tok)
 			return -1;
-		r = put(st, tok, &c);
+		r = put(st, tok, &c, pk);
 		if (r < 0) {
 			free(tok);
 			return -1;
@@ -456,13 +634,18 @@ size_t
 enf_state_reverify(struct enf_state *st, const struct enf_verifier *vf, long long now)
 {
 	struct p25_claims c;
+	unsigned char pk[32];
 	size_t i, w, gone = 0;
 
 	for (i = 0, w = 0; i < st->n; i++) {
-		if (!verify_token(vf, st->v[i].token, now, st->seq, &c, NULL)) {
-			free(st->v[i].token);
-			gone++;
-			continue;
+		/* same key, same bytes: the signature holds; otherwise verify again */
+		if (!still_valid(&st->v[i], vf, now)) {
+			if (!verify_token(vf, st->v[i].token, now, st->seq, &c, pk, NULL)) {
+				free(st->v[i].token);
+				gone++;
+				continue;
+			}
+			memcpy(st->v[i].pk, pk, 32);	/* another key under the same kid */
 		}
 		st->v[w++] = st->v[i];
 	}
@@ -556,7 +739,8 @@ enf_state_load(struct enf_state *st, const char *path, const struct enf_verifier
 		else if (stats)
 			stats->rejected++;
 	}
-	if (build(st, list, n, seq, vf, now, stats) != 0) {
+	/* the disk is trusted no more than the feed: no reuse, all verified */
+	if (build(st, list, n, seq, vf, NULL, now, stats) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}

@@ -16,8 +16,10 @@
  * parsed after its signature checked out.
  *
  * Thread-safety: a parsed keyset is immutable; any number of threads may
- * verify against it at once.  No global state (libsodium is initialised by
- * p25_keyset_parse(), which is idempotent and thread-safe).
+ * verify against it at once.  No shared state (libsodium is initialised by
+ * p25_keyset_parse(), which is idempotent and thread-safe); each thread
+ * remembers the last token header it accepted (its text and kid), so that
+ * the next token with the same header bytes skips re-parsing them.
  */
 #ifndef P25_VERIFY_H
 #define P25_VERIFY_H
@@ -52,6 +54,10 @@ void p25_keyset_free(struct p25_keyset *ks);
 size_t p25_keyset_count(const struct p25_keyset *ks);
 /* True when the set holds kid. */
 bool p25_keyset_has(const struct p25_keyset *ks, const char *kid);
+/* The 32-byte Ed25519 public key of kid in the set, or NULL (valid while
+ * the set lives).  Lets a caller that remembers which key verified a token
+ * tell whether that key is still trusted, unchanged, under the same kid. */
+const unsigned char *p25_keyset_key(const struct p25_keyset *ks, const char *kid);
 
 struct p25_claims {
 	char iss[128];
@@ -98,6 +104,16 @@ enum p25_verify_result p25_token_verify(const struct p25_keyset *ks,
 					const char *expected_iss,
 					long long now, int skew,
 					struct p25_claims *claims);
+
+/*
+ * The claims step of p25_token_verify() alone, on a payload's JSON text
+ * (no signature: for tests).  fast = false forces the jansson reading;
+ * true takes the allocation-free reading of p25's own compact shape when
+ * the text has it (p25_token_verify always does) — both must agree.
+ */
+enum p25_verify_result p25_payload_check(const char *json, size_t len,
+					 const char *expected_iss, long long now,
+					 int skew, struct p25_claims *claims, bool fast);
 
 /* Stable lowercase name of r ("ok", "bad_signature", ...). */
 const char *p25_verify_result_str(enum p25_verify_result r);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "enforcer.h"
 
@@ -165,6 +166,96 @@ test_snapshot(void **state)
 	}
 }
 
+/* What a snapshot means, by jansson alone: the reference for the fast
+ * path of enf_snapshot_parse.  0 with seq and tokens, -1 refused. */
+static int
+snapshot_ref(const char *in, long long *seq, json_t **toks)
+{
+	json_t *root = json_loads(in, JSON_REJECT_DUPLICATES, NULL), *t, *v;
+	size_t i;
+
+	*toks = NULL;
+	t = json_object_get(root, "tokens");
+	v = json_object_get(root, "seq");
+	if (!json_is_object(root) || !json_is_array(t) || !json_is_integer(v) ||
+	    json_integer_value(v) < 0) {
+		json_decref(root);
+		return -1;
+	}
+	json_array_foreach(t, i, v) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > P25_TOKEN_MAX ||
+		    strlen(json_string_value(v)) != json_string_length(v)) {
+			json_decref(root);
+			return -1;
+		}
+	}
+	*seq = json_integer_value(json_object_get(root, "seq"));
+	*toks = json_incref(t);
+	json_decref(root);
+	return 0;
+}
+
+/* The snapshot parser (a fast path for p25's own shape, jansson for any
+ * other) means what jansson means, shape by shape. */
+static void
+test_snapshot_shapes(void **state)
+{
+	static const char *in[] = {
+		"{\"seq\":7,\"tokens\":[\"a.b.c\",\"d.e.f\"]}",
+		" {\n \"seq\" : 7 ,\r\n\t\"tokens\" : [ \"a.b.c\" , \n \"d.e.f\" ] } \n",
+		"{\"tokens\":[\"a.b.c\"],\"seq\":0}",
+		"{\"seq\":7,\"tokens\":[ ]}",
+		"{\"seq\":7,\"tokens\":[\"a\\/b\"]}",
+		"{\"seq\":7,\"tokens\":[\"a\\u002eb\"]}",
+		"{\"seq\":7,\"tokens\":[\"a b\"]}",
+		"{\"seq\":7,\"tokens\":[\"a\\u0000b\"]}",
+		"{\"seq\":7,\"tokens\":[\"a.b\"],\"extra\":true}",
+		"{\"seq\":7,\"seq\":8,\"tokens\":[]}",
+		"{\"seq\":7,\"tokens\":[],\"tokens\":[]}",
+		"{\"seq\":07,\"tokens\":[]}",
+		"{\"seq\":-0,\"tokens\":[]}",
+		"{\"seq\":1e3,\"tokens\":[]}",
+		"{\"seq\":123456789012345678,\"tokens\":[]}",
+		"{\"seq\":1234567890123456789,\"tokens\":[]}",
+		"{\"seq\":99999999999999999999,\"tokens\":[]}",
+		"{\"seq\":7,\"tokens\":[\"a.b\",]}",
+		"{\"seq\":7,\"tokens\":[\"a.b\"]} x",
+		"{\"seq\":7,\"tokens\":[\"a.b\"]",
+		"{\"seq\":7,\"tokens\":[\"a.b\"",
+		"{\"seq\":7,\"tokens\":[[\"a.b\"]]}",
+		"{\"seq\":7,\"tokens\":[\"\"]}",
+		"{\"seq\":7 \"tokens\":[]}",
+		"[{\"seq\":7,\"tokens\":[]}]",
+		"{\"seq\":true,\"tokens\":[]}",
+	};
+	struct enf_snapshot s;
+	json_t *toks;
+	long long seq;
+	char err[256];
+	size_t i, k;
+	int rc, ref;
+
+	(void)state;
+	for (i = 0; i < N(in); i++) {
+		rc = enf_snapshot_parse(in[i], strlen(in[i]), &s, err, sizeof(err));
+		ref = snapshot_ref(in[i], &seq, &toks);
+		if (rc != ref)
+			fail_msg("snapshot %s: %d, jansson says %d", in[i], rc, ref);
+		if (rc == 0) {
+			assert_int_equal(s.seq, seq);
+			assert_int_equal(s.n, json_array_size(toks));
+			for (k = 0; k < s.n; k++)
+				assert_string_equal(s.tokens[k],
+						    json_string_value(json_array_get(toks, k)));
+		} else {
+			assert_null(s.tokens);
+		}
+		json_decref(toks);
+		enf_snapshot_free(&s);
+	}
+}
+
 static void
 test_token_kid(void **state)
 {
@@ -234,6 +325,7 @@ main(void)
 		cmocka_unit_test(test_feed_bad),
 		cmocka_unit_test(test_feed_huge_token),
 		cmocka_unit_test(test_snapshot),
+		cmocka_unit_test(test_snapshot_shapes),
 		cmocka_unit_test(test_token_kid),
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_backoff),

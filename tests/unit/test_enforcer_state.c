@@ -215,6 +215,107 @@ test_big_snapshot(void **state)
 	enf_state_cleanup(&st);
 }
 
+/*
+ * A second snapshot of the same tokens reuses what the state verified
+ * (no second signature check) — but only while the key that verified a
+ * token is still trusted under its kid with the same bytes, and the clock
+ * still allows the token; the state file never reuses (verified on load).
+ */
+static void
+test_snapshot_reuse(void **state)
+{
+	struct fixture *f = *state;
+	struct enf_state st, st2;
+	struct enf_stats stats;
+	struct enf_snapshot snap = { 0 };
+	struct enf_verifier vf2 = f->vf;
+	struct p25_keyset *swapped = NULL;
+	const char *kids[1] = { f->kid };
+	char jti[32], cidr[32], path[128], err[256], *j;
+	size_t i;
+
+	snap.seq = 11;
+	snap.n = 3000;	/* past VERIFY_THREADS_FROM: the threaded path */
+	snap.tokens = calloc(snap.n, sizeof(char *));
+	assert_non_null(snap.tokens);
+	for (i = 0; i < snap.n; i++) {
+		snprintf(jti, sizeof(jti), "ex-%05zu", i);
+		snprintf(cidr, sizeof(cidr), "81.3.%zu.%zu/32", i / 256, i % 256);
+		snap.tokens[i] = good(f, jti, cidr, NOW, NOW + 600);
+	}
+	enf_state_init(&st);
+	memset(&stats, 0, sizeof(stats));
+	assert_int_equal(enf_state_from_snapshot(&st, &snap, &f->vf, NOW, &stats), 0);
+	assert_int_equal(st.n, 3000);
+	assert_int_equal(stats.reused, 0);
+	assert_int_equal(stats.added, 3000);
+
+	/* the same tokens again: all reused, same claims */
+	memset(&stats, 0, sizeof(stats));
+	assert_int_equal(enf_state_from_snapshot(&st, &snap, &f->vf, NOW + 10, &stats), 0);
+	assert_int_equal(st.n, 3000);
+	assert_int_equal(stats.reused, 3000);
+	assert_int_equal(stats.unchanged, 3000);
+	assert_int_equal(stats.rejected, 0);
+	assert_string_equal(enf_state_find(&st, "ex-00300")->c.cidr, "81.3.1.44/32");
+	assert_int_equal(enf_state_find(&st, "ex-00300")->c.exp, NOW + 600);
+
+	/* a larger key set that still holds key 1 unchanged: reused */
+	vf2.ks = f->ks12;
+	memset(&stats, 0, sizeof(stats));
+	assert_int_equal(enf_state_from_snapshot(&st, &snap, &vf2, NOW + 20, &stats), 0);
+	assert_int_equal(stats.reused, 3000);
+	assert_int_equal(st.n, 3000);
+
+	/* past exp + skew: not reused, verified, refused as expired */
+	memset(&stats, 0, sizeof(stats));
+	enf_state_init(&st2);
+	assert_int_equal(enf_state_from_snapshot(&st2, &snap, &f->vf, NOW, NULL), 0);
+	assert_int_equal(enf_state_from_snapshot(&st2, &snap, &f->vf, NOW + 600 + 60, &stats), 0);
+	assert_int_equal(stats.reused, 0);
+	assert_int_equal(stats.rejected, 3000);
+	assert_int_equal(st2.n, 0);
+	enf_state_cleanup(&st2);
+
+	/* kid 1 now names another key: nothing reused, every signature fails */
+	j = p25_jwks_json(kids, (const unsigned char (*)[32])f->pk2, 1);
+	assert_non_null(j);
+	assert_int_equal(p25_keyset_parse(j, strlen(j), &swapped, NULL, 0), 0);
+	free(j);
+	vf2.ks = swapped;
+	memset(&stats, 0, sizeof(stats));
+	enf_state_init(&st2);
+	assert_int_equal(enf_state_from_snapshot(&st2, &snap, &f->vf, NOW, NULL), 0);
+	assert_int_equal(st2.n, 3000);
+	assert_int_equal(enf_state_from_snapshot(&st2, &snap, &vf2, NOW + 10, &stats), 0);
+	assert_int_equal(stats.reused, 0);
+	assert_int_equal(stats.rejected, 3000);
+	assert_int_equal(st2.n, 0);
+	/* and the same through a re-verification of the held state */
+	assert_int_equal(enf_state_from_snapshot(&st2, &snap, &f->vf, NOW, NULL), 0);
+	assert_int_equal(enf_state_reverify(&st2, &vf2, NOW + 10), 3000);
+	assert_int_equal(st2.n, 0);
+	assert_int_equal(enf_state_from_snapshot(&st2, &snap, &f->vf, NOW, NULL), 0);
+	assert_int_equal(enf_state_reverify(&st2, &f->vf, NOW + 10), 0);
+	assert_int_equal(st2.n, 3000);
+	assert_int_equal(enf_state_reverify(&st2, &f->vf, NOW + 600 + 60), 3000);
+	enf_state_cleanup(&st2);
+	p25_keyset_free(swapped);
+
+	/* the state file: verified again on load, nothing reused */
+	snprintf(path, sizeof(path), "%s/reuse.json", f->dir);
+	assert_int_equal(enf_state_save(&st, path, NOW), 0);
+	enf_state_init(&st2);
+	memset(&stats, 0, sizeof(stats));
+	assert_int_equal(enf_state_load(&st2, path, &f->vf, NOW, &stats, err, sizeof(err)), 0);
+	assert_int_equal(st2.n, 3000);
+	assert_int_equal(stats.reused, 0);
+	enf_state_cleanup(&st2);
+
+	snap_free(&snap);
+	enf_state_cleanup(&st);
+}
+
 static struct enf_event
 ev(long long seq, enum enf_event_type type, const char *exemption, char *token)
 {
@@ -562,6 +663,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_snapshot),
 		cmocka_unit_test(test_big_snapshot),
+		cmocka_unit_test(test_snapshot_reuse),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_state_file),

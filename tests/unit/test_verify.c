@@ -217,6 +217,144 @@ test_b64(void **state)
 	}
 }
 
+/* The table decoder accepts and yields exactly what libsodium's strict
+ * URL-safe no-padding decoder does: every string of up to 4 characters
+ * over an alphabet of edge cases, and random longer ones. */
+static void
+test_b64_matches_libsodium(void **state)
+{
+	static const char alpha[] = "AQgw_-09zZ=+/. \n";
+	const size_t na = sizeof(alpha) - 1;
+	unsigned char o1[64], o2[64];
+	char in[64];
+	size_t len, i, k, n1, n2, total;
+	int r1, r2;
+
+	(void)state;
+	assert_true(sodium_init() >= 0);
+	for (len = 0; len <= 4; len++) {
+		total = 1;
+		for (k = 0; k < len; k++)
+			total *= na;
+		for (i = 0; i < total; i++) {
+			size_t v = i;
+
+			for (k = 0; k < len; k++, v /= na)
+				in[k] = alpha[v % na];
+			r1 = p25_b64url_decode(o1, sizeof(o1), in, len, &n1);
+			r2 = sodium_base642bin(o2, sizeof(o2), in, len, NULL, &n2, NULL,
+					       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+			if (r1 != r2 || (r1 == 0 && (n1 != n2 || memcmp(o1, o2, n1) != 0)))
+				fail_msg("decode('%.*s'): %d vs libsodium %d", (int)len, in, r1, r2);
+		}
+	}
+	for (i = 0; i < 20000; i++) {
+		static const char url[] =
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+		len = randombytes_uniform(60);
+		for (k = 0; k < len; k++)
+			in[k] = url[randombytes_uniform(64)];
+		if (len > 0 && randombytes_uniform(4) == 0)
+			in[randombytes_uniform((uint32_t)len)] = alpha[randombytes_uniform((uint32_t)na)];
+		for (n1 = 0; n1 < 2; n1++) {	/* room for all, then one byte short */
+			size_t room = n1 == 0 ? sizeof(o1) : len * 3 / 4 - (len * 3 / 4 > 0);
+
+			r1 = p25_b64url_decode(o1, room, in, len, &n2);
+			r2 = sodium_base642bin(o2, room, in, len, NULL, &k, NULL,
+					       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+			if (r1 != r2 || (r1 == 0 && (n2 != k || memcmp(o1, o2, k) != 0)))
+				fail_msg("decode('%.*s', room %zu): %d vs libsodium %d", (int)len,
+					 in, room, r1, r2);
+		}
+	}
+}
+
+/* The payload's two readings (the allocation-free one for p25's compact
+ * shape, and jansson's) agree on result and claims: hand-picked shapes,
+ * then random one-character mutations of real payloads. */
+static void
+payload_agree(const char *pl, size_t len)
+{
+	struct p25_claims a, b;
+	enum p25_verify_result ra, rb;
+
+	ra = p25_payload_check(pl, len, "https://p25.test", 1767225600LL, 60, &a, true);
+	rb = p25_payload_check(pl, len, "https://p25.test", 1767225600LL, 60, &b, false);
+	if (ra != rb || memcmp(&a, &b, sizeof(a)) != 0)
+		fail_msg("payload %.*s: fast %s, jansson %s", (int)len, pl,
+			 p25_verify_result_str(ra), p25_verify_result_str(rb));
+}
+
+static void
+test_payload_fast_path(void **state)
+{
+#define PL_HEAD "{\"iss\":\"https://p25.test\",\"sub\":\"tenant-a\",\"jti\":\"ex-1\"," \
+		"\"iat\":1767225000,\"nbf\":1767225000,\"exp\":1767229000,"
+	static const char *base[] = {
+		PL_HEAD "\"p25\":{\"cidr\":\"81.2.69.0/24\",\"port\":25,\"proto\":\"tcp\","
+			"\"dir\":\"egress\",\"request\":\"req-1\"}}",
+		PL_HEAD "\"p25\":{\"cidr\":\"2a02:ff0:1::/48\",\"port\":25,\"proto\":\"tcp\","
+			"\"dir\":\"egress\",\"request\":\"req-1\",\"dest\":[\"192.0.2.0/24\","
+			"\"2001:db8::/32\"],\"rate\":500}}",
+		" { \"p25\" : { \"rate\" : 1 , \"request\":\"r\",\"dir\":\"egress\",\"proto\":\"tcp\","
+			"\"port\":25,\"cidr\":\"81.2.69.5/32\" } , \"exp\":1767229000,\"nbf\":1767225000,"
+			"\"iat\":0,\"jti\":\"j\",\"sub\":\"s\",\"iss\":\"https://p25.test\" }\n",
+		PL_HEAD "\"p25\":{\"cidr\":\"81.2.69.0/24\",\"port\":25,\"proto\":\"tcp\","
+			"\"dir\":\"egress\",\"request\":\"req-1\",\"extra\":1}}",
+		PL_HEAD "\"p25\":{\"cidr\":\"81.2.69.0/24\",\"port\":25,\"proto\":\"tcp\","
+			"\"dir\":\"egress\",\"request\":\"req-1\"},\"aud\":\"x\"}",
+		PL_HEAD "\"p25\":{\"cidr\":\"81.2.69.0/24\",\"port\":25,\"proto\":\"tcp\","
+			"\"dir\":\"egress\",\"request\":\"req-1\",\"dest\":[]}}",
+		PL_HEAD "\"p25\":{\"cidr\":\"81.2.69.0/24\",\"port\":25,\"proto\":\"tcp\","
+			"\"dir\":\"egress\",\"request\":\"req-1\",\"dest\":[\"\"],\"rate\":0}}",
+		PL_HEAD "\"p25\":{\"cidr\":\"81.2.69.0/24\",\"port\":25,\"port\":25,\"proto\":\"tcp\","
+			"\"dir\":\"egress\",\"request\":\"req-1\"}}",
+		PL_HEAD "\"p25\":{\"cidr\":\"81.2.69.0/24\",\"port\":25.0,\"proto\":\"tcp\","
+			"\"dir\":\"egress\",\"request\":\"req-1\"}}",
+		PL_HEAD "\"p25\":{\"cidr\":\"81.2.69.0/24\",\"port\":-0,\"proto\":\"t\\u0063p\","
+			"\"dir\":\"egress\",\"request\":\"req-1\"}}",
+		PL_HEAD "\"p25\":{}}",
+		PL_HEAD "\"p25\":[]}",
+		"{\"iss\":\"https://p25.test\",\"iss\":\"https://p25.test\"}",
+		"{}", "[]", "", "{\"iat\":0123}", "{\"iat\":1e3}",
+		"{\"iat\":123456789012345678901234}",
+	};
+	char buf[1024];
+	size_t i, k, len, pos;
+	static const char alpha[] = "0189-.,:{}[]\"\\ eE/ax\x7f\x01\xc3";
+
+	(void)state;
+	/* the first three are good: both readings say so */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(p25_payload_check(base[i], strlen(base[i]), "https://p25.test",
+						   1767225600LL, 60, NULL, true), P25_VERIFY_OK);
+	for (i = 0; i < N(base); i++)
+		payload_agree(base[i], strlen(base[i]));
+	for (i = 0; i < 3; i++) {
+		for (k = 0; k < 3000; k++) {
+			len = strlen(base[i]);
+			memcpy(buf, base[i], len);
+			pos = randombytes_uniform((uint32_t)len);
+			switch (randombytes_uniform(3)) {
+			case 0:	/* replace */
+				buf[pos] = alpha[randombytes_uniform(sizeof(alpha) - 1)];
+				break;
+			case 1:	/* delete */
+				memmove(buf + pos, buf + pos + 1, len - pos - 1);
+				len--;
+				break;
+			default:	/* insert */
+				memmove(buf + pos + 1, buf + pos, len - pos);
+				buf[pos] = alpha[randombytes_uniform(sizeof(alpha) - 1)];
+				len++;
+				break;
+			}
+			payload_agree(buf, len);
+		}
+	}
+#undef PL_HEAD
+}
+
 static void
 test_good_token(void **state)
 {
@@ -861,6 +999,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc8037_vectors),
 		cmocka_unit_test(test_b64),
+		cmocka_unit_test(test_b64_matches_libsodium),
+		cmocka_unit_test(test_payload_fast_path),
 		cmocka_unit_test(test_good_token),
 		cmocka_unit_test(test_bit_flips),
 		cmocka_unit_test(test_headers),
