@@ -182,6 +182,15 @@ void exm_list(struct api_req *r, struct p25_db *db);
 void exm_get(struct api_req *r, struct p25_db *db);
 void exm_delete(struct api_req *r, struct p25_db *db);
 
+/* One page of the feed after $1, at most $2 events, as the JSON answer:
+ * enf_feed() reads it through the pool, feed.c's listener for held polls. */
+#define FEED_PAGE_SQL \
+	"SELECT json_build_object('events', coalesce(json_agg(json_strip_nulls(json_build_object(" \
+	" 'seq', seq, 'type', type, 'exemption', exemption_id, 'cidr', prefix::text," \
+	" 'token', token, 'reason', reason)) ORDER BY seq), '[]')," \
+	" 'next', coalesce(max(seq), $1::bigint))::text" \
+	" FROM (SELECT * FROM feed_events WHERE seq > $1::bigint ORDER BY seq LIMIT $2) e"
+
 /* feed.c: the LISTEN thread and the held long-polls */
 int feed_start(void);
 void feed_stop(void);

@@ -223,17 +223,11 @@ fcache_put(long long after, int limit, long long latest, uint64_t at_ns, const c
 	pthread_mutex_unlock(&fcache.mu);
 }
 
-/* Held polls are answered on feed.c's listener with the same query
- * (FEED_PAGE_SQL there): keep the two alike. */
+/* Held polls are answered on feed.c's listener with the same query. */
 void
 enf_feed(struct api_req *r, struct p25_db *db)
 {
-	P25_STMT(st, 2,
-	    "SELECT json_build_object('events', coalesce(json_agg(json_strip_nulls(json_build_object("
-	    " 'seq', seq, 'type', type, 'exemption', exemption_id, 'cidr', prefix::text,"
-	    " 'token', token, 'reason', reason)) ORDER BY seq), '[]'),"
-	    " 'next', coalesce(max(seq), $1::bigint))::text"
-	    " FROM (SELECT * FROM feed_events WHERE seq > $1::bigint ORDER BY seq LIMIT $2) e");
+	P25_STMT(st, 2, FEED_PAGE_SQL);
 	struct p25_err err = { 0 };
 	char after[24], limit[16];
 	const char *p[2] = { after, limit };

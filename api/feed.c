@@ -174,16 +174,9 @@ wake(bool all)
  * queries, beyond the pool's queue (503 overloaded).  Waiters whose page
  * is not read here (more than FEED_PAGES distinct questions, a failed
  * query, a deadline) go through the pool as before (STAGE_WOKEN).
- * The query is the one of enf_feed() (enforcement.c); keep them alike.
+ * The query is FEED_PAGE_SQL (api.h), the one of enf_feed() too.
  */
 #define FEED_PAGES 4
-#define FEED_PAGE_SQL \
-	"SELECT json_build_object('events', coalesce(json_agg(json_strip_nulls(json_build_object(" \
-	" 'seq', seq, 'type', type, 'exemption', exemption_id, 'cidr', prefix::text," \
-	" 'token', token, 'reason', reason)) ORDER BY seq), '[]')," \
-	" 'next', coalesce(max(seq), $1::bigint))::text" \
-	" FROM (SELECT * FROM feed_events WHERE seq > $1::bigint ORDER BY seq LIMIT $2) e"
-
 struct page {
 	long long after;
 	int limit;
