@@ -154,6 +154,12 @@ void req_list(struct api_req *r, struct p25_db *db);
 void req_get(struct api_req *r, struct p25_db *db);
 void req_withdraw(struct api_req *r, struct p25_db *db);
 void req_message(struct api_req *r, struct p25_db *db);
+/* After a change to request ID inside an open transaction: reads the
+ * request back (only the tenant's when TENANT is set), commits, and answers
+ * STATUS with its JSON and ETag; on any failure rolls back and answers the
+ * error. */
+void request_commit_reply(struct api_req *r, struct p25_db *db, const char *id,
+			  const char *tenant, int status);
 void admin_tenant_put(struct api_req *r, struct p25_db *db);
 void admin_tenant_get(struct api_req *r, struct p25_db *db);
 void admin_addresses_put(struct api_req *r, struct p25_db *db);

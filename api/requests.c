@@ -56,16 +56,6 @@ request_take(PGresult *res, char etag[32], struct p25_err *err)
 	return s;
 }
 
-/* The request JSON and its version; NULL (no error) when not visible. */
-static char *
-request_load(struct p25_db *db, const char *id, const char *tenant, char etag[32],
-	     struct p25_err *err)
-{
-	const char *p[2] = { id, tenant };
-
-	return request_take(p25_db_exec(db, &load_st, p, err), etag, err);
-}
-
 static void
 not_found(struct api_req *r)
 {
@@ -512,13 +502,17 @@ request_lock(struct api_req *r, struct p25_db *db, char *status, size_t len,
 	return 0;
 }
 
-/* Replies with the request after a change, and commits. */
-static void
-commit_and_reply(struct api_req *r, struct p25_db *db, int status)
+/* Replies with the request after a change, and commits (api.h). */
+void
+request_commit_reply(struct api_req *r, struct p25_db *db, const char *id, const char *tenant,
+		     int status)
 {
+	P25_STMT(st, 2, "SELECT p25_request_json(id)::text, version FROM requests"
+			" WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)");
+	const char *p[2] = { id, tenant };
 	struct p25_err err = { 0 };
 	char etag[32];
-	char *s = request_load(db, r->params[0], r->who.tenant, etag, &err);
+	char *s = request_take(p25_db_exec(db, &st, p, &err), etag, &err);
 
 	if (!s || p25_db_commit(db, &err) != 0) {
 		p25_db_rollback(db);
@@ -567,7 +561,7 @@ req_withdraw(struct api_req *r, struct p25_db *db)
 		goto fail;
 	}
 	json_decref(d);
-	commit_and_reply(r, db, 200);
+	request_commit_reply(r, db, r->params[0], r->who.tenant, 200);
 	return;
 fail:
 	p25_db_rollback(db);
@@ -649,7 +643,7 @@ req_message(struct api_req *r, struct p25_db *db)
 	    p25_audit(db, r->who.sub, "request.answer", "request", r->params[0],
 		      r->who.tenant, NULL, &err) != 0)
 		goto fail;
-	commit_and_reply(r, db, 200);
+	request_commit_reply(r, db, r->params[0], r->who.tenant, 200);
 	goto out;
 fail:
 	p25_db_rollback(db);

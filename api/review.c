@@ -519,19 +519,7 @@ review_decide(struct api_req *r, struct p25_db *db)
 		      &err) != 0 ||
 	    p25_notify(db, tenant, "request.status", r->params[0], newst, d.decision, &err) != 0)
 		goto fail;
-	{
-		P25_STMT(get, 1, "SELECT p25_request_json(id)::text, version FROM requests WHERE id = $1");
-		const char *p[1] = { r->params[0] };
-		PQclear(res);
-		res = p25_db_exec(db, &get, p, &err);
-		if (!res || PQntuples(res) != 1)
-			goto fail;
-		snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(res, 0, 1));
-	}
-	if (p25_db_commit(db, &err) != 0)
-		goto reply;
-	api_reply_json_text(r, 200, PQgetvalue(res, 0, 0));
-	api_header(r, "ETag", etag);
+	request_commit_reply(r, db, r->params[0], NULL, 200);
 	goto out;
 fail:
 	p25_db_rollback(db);

@@ -46,7 +46,7 @@ req_recheck(struct api_req *r, struct p25_db *db)
 			 " vetting_round = vetting_round + 1, updated_at = now(), decided_at = NULL"
 			 " WHERE id = $1 AND tenant_id = $2 RETURNING vetting_round");
 	struct p25_err err = { 0 };
-	char interval[16], status[24], etag[32];
+	char interval[16], status[24];
 	PGresult *res = NULL;
 	json_t *codes = NULL, *job = NULL;
 	long wait;
@@ -145,20 +145,7 @@ req_recheck(struct api_req *r, struct p25_db *db)
 	    p25_audit(db, r->who.sub, "request.recheck", "request", r->params[0], r->who.tenant,
 		      NULL, &err) != 0)
 		goto fail;
-	{
-		P25_STMT(get, 2, "SELECT p25_request_json(id)::text, version FROM requests"
-				 " WHERE id = $1 AND tenant_id = $2");
-		const char *p[2] = { r->params[0], r->who.tenant };
-		PQclear(res);
-		res = p25_db_exec(db, &get, p, &err);
-		if (!res || PQntuples(res) != 1)
-			goto fail;
-		snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(res, 0, 1));
-		if (p25_db_commit(db, &err) != 0)
-			goto reply;
-		api_reply_json_text(r, 202, PQgetvalue(res, 0, 0));
-		api_header(r, "ETag", etag);
-	}
+	request_commit_reply(r, db, r->params[0], r->who.tenant, 202);
 	goto out;
 fail:
 	p25_db_rollback(db);
