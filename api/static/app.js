@@ -8,7 +8,7 @@
  * styles from /static only), so nothing here uses inline handlers, inline
  * styles or innerHTML.  Everything the server says — including DNS
  * evidence, hints and reviewers' messages, which are untrusted — reaches
- * the page through text nodes (the h() helper below), never as markup.
+ * the page through text nodes (the h() helper of common.js), never as markup.
  *
  * Routing is by hash so views can be linked and bookmarked:
  *   #/requests[?status=S]   the tenant's requests
@@ -21,7 +21,7 @@
 (function () {
 	'use strict';
 
-	const TOKEN_KEY = 'p25.token';
+	const tokens = P25.tokenStore('p25.token');
 	const OPEN_STATES = ['pending', 'vetting', 'needs_review', 'needs_info'];
 	const STATUS_TEXT = {
 		pending: 'Pending',
@@ -74,51 +74,10 @@
 		submitted: false,
 	};
 
-	const $ = (id) => document.getElementById(id);
+	// the element builder, fetch wrapper and sign-in pieces (common.js)
+	const { $, h, append, clear, show, announce, shortId, ApiError } = window.P25;
 
-	// ------------------------------------------------------------ DOM helpers
-
-	/*
-	 * h('p', {class: 'x'}, 'text', child, ...) — an element whose string
-	 * children become text nodes.  Attributes are set with setAttribute
-	 * (never on*: nothing here needs one).
-	 */
-	function h(tag, attrs, ...children) {
-		const el = document.createElement(tag);
-		if (attrs) {
-			for (const [k, v] of Object.entries(attrs)) {
-				if (v === null || v === undefined || v === false) continue;
-				if (k === 'text') el.textContent = String(v);
-				else el.setAttribute(k, v === true ? '' : String(v));
-			}
-		}
-		append(el, children);
-		return el;
-	}
-
-	function append(el, children) {
-		for (const c of children) {
-			if (c === null || c === undefined || c === false) continue;
-			if (Array.isArray(c)) append(el, c);
-			else if (c instanceof Node) el.appendChild(c);
-			else el.appendChild(document.createTextNode(String(c)));
-		}
-	}
-
-	function clear(el) {
-		while (el.firstChild) el.removeChild(el.firstChild);
-	}
-
-	function show(el, on) {
-		el.hidden = !on;
-	}
-
-	function announce(text) {
-		const a = $('announce');
-		// cleared first so the same sentence twice is announced twice
-		a.textContent = '';
-		window.setTimeout(() => { a.textContent = text; }, 50);
-	}
+	// ------------------------------------------------------------ formatting
 
 	function fmtTime(s) {
 		if (!s) return '';
@@ -139,52 +98,18 @@
 		return String(s || '').replace(/[^a-z0-9_-]/gi, '');
 	}
 
-	function shortId(id) {
-		return String(id || '').slice(0, 8);
-	}
-
 	// ------------------------------------------------------------ the API
-
-	class ApiError extends Error {
-		constructor(status, problem) {
-			super((problem && (problem.detail || problem.title)) || `HTTP ${status}`);
-			this.status = status;
-			this.problem = problem || {};
-		}
-	}
 
 	/* fetch with the bearer token; resolves to the parsed JSON, throws ApiError. */
 	async function api(method, path, body, extraHeaders) {
-		const headers = { Accept: 'application/json, application/problem+json', ...(extraHeaders || {}) };
-		if (state.token) headers.Authorization = `Bearer ${state.token}`;
-		const init = { method, headers, credentials: 'omit', cache: 'no-cache' };
-		if (body !== undefined) {
-			headers['Content-Type'] = 'application/json';
-			init.body = JSON.stringify(body);
-		}
-		let res;
-		try {
-			res = await fetch(path, init);
-		} catch (e) {
-			throw new ApiError(0, { title: 'Network error',
-				detail: 'the server could not be reached; check your connection and try again' });
-		}
-		let data = null;
-		const text = await res.text();
-		if (text) {
-			try {
-				data = JSON.parse(text);
-			} catch (e) {
-				data = null;
-			}
-		}
-		if (!res.ok) {
-			if (res.status === 401 && state.token && path !== '/v1/whoami') {
-				signOut('Your session has ended (the token expired or was refused). Sign in again.');
-			}
-			throw new ApiError(res.status, data);
-		}
-		return data;
+		return (await P25.request(method, path, {
+			body, headers: extraHeaders, token: state.token,
+			onUnauthorized: () => {
+				if (state.token && path !== '/v1/whoami') {
+					signOut('Your session has ended (the token expired or was refused). Sign in again.');
+				}
+			},
+		})).json;
 	}
 
 	/* One sentence for an error, with the server's hint when it gave one. */
@@ -207,29 +132,23 @@
 			state.token = null;
 			throw e;
 		}
-		if (!who || !Array.isArray(who.roles) || !who.roles.includes('tenant') || !who.tenant) {
+		if (!P25.hasRole(who, 'tenant') || !who.tenant) {
 			state.token = null;
 			throw new ApiError(403, { detail: 'this token is not a tenant token (it has no tenant role or tenant)' });
 		}
 		state.who = who;
-		try {
-			sessionStorage.setItem(TOKEN_KEY, token);
-		} catch (e) { /* storage refused: the session lasts until reload */ }
+		tokens.set(token);
 		$('who-text').textContent = '';
 		append($('who-text'), ['Signed in as ', h('strong', null, who.sub), ' (tenant ', h('strong', null, who.tenant), ')']);
-		show($('who'), true);
-		show($('nav'), true);
+		P25.showSignedIn(true);
 	}
 
 	function signOut(message) {
 		state.token = null;
 		state.who = null;
 		stopPolling();
-		try {
-			sessionStorage.removeItem(TOKEN_KEY);
-		} catch (e) { /* nothing kept */ }
-		show($('who'), false);
-		show($('nav'), false);
+		tokens.remove();
+		P25.showSignedIn(false);
 		$('token').value = '';
 		setFieldError('token', message || '');
 		// the hash stays: signing in again returns to the same place
@@ -240,13 +159,13 @@
 	function initSignin() {
 		$('signin-form').addEventListener('submit', async (ev) => {
 			ev.preventDefault();
-			const token = $('token').value.trim().replace(/^Bearer\s+/i, '');
+			const token = P25.pastedToken($('token'));
 			if (!token) {
 				setFieldError('token', 'Paste your token first.');
 				$('token').focus();
 				return;
 			}
-			if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) {
+			if (!P25.JWT_RE.test(token)) {
 				setFieldError('token', 'This does not look like a token: a JWT is three parts of letters, digits, - and _ separated by dots.');
 				$('token').focus();
 				return;
@@ -1229,17 +1148,12 @@
 			$('main').focus();
 		});
 		window.addEventListener('hashchange', route);
-		let token = null;
-		try {
-			token = sessionStorage.getItem(TOKEN_KEY);
-		} catch (e) { /* no storage */ }
+		const token = tokens.get();
 		if (token) {
 			try {
 				await signIn(token);
 			} catch (e) {
-				try {
-					sessionStorage.removeItem(TOKEN_KEY);
-				} catch (e2) { /* nothing kept */ }
+				tokens.remove();
 				setFieldError('token', e.status === 401 ? 'Your session has ended. Sign in again.' : problemText(e));
 			}
 		}
@@ -1247,6 +1161,5 @@
 		document.body.classList.add('ready');
 	}
 
-	if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
-	else start();
+	P25.onReady(start);
 }());

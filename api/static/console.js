@@ -10,7 +10,7 @@
  * /static only), so nothing here uses inline handlers, inline styles or
  * innerHTML.  Everything the server says is untrusted text — DNS answers
  * (PTR names, DNSBL TXT records), tenants' descriptions and messages — and
- * reaches the page only through text nodes (h() below): a PTR or TXT
+ * reaches the page only through text nodes (h() of common.js): a PTR or TXT
  * holding markup is shown as the characters it is.
  *
  * Routing is by hash, so every view can be linked:
@@ -25,7 +25,7 @@
 (function () {
 	'use strict';
 
-	const TOKEN_KEY = 'p25.console.token';
+	const tokens = P25.tokenStore('p25.console.token');
 	const PAGE = 20;
 	const OPEN = ['needs_review', 'needs_info'];
 	const STATUS_TEXT = {
@@ -70,7 +70,6 @@
 		'exemption.expire': 'expired',
 	};
 	const TENANT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-	const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 	const state = {
 		token: null,
@@ -82,50 +81,10 @@
 		routed: false,
 	};
 
-	const $ = (id) => document.getElementById(id);
+	// the element builder, fetch wrapper and sign-in pieces (common.js)
+	const { $, h, append, clear, show, announce, shortId, ApiError, hasRole } = window.P25;
 
 	// ------------------------------------------------------------ DOM helpers
-
-	/*
-	 * h('p', {class: 'x'}, 'text', child, ...) — an element whose string
-	 * children become text nodes.  Attributes go through setAttribute; the
-	 * only properties set are safe ones (text).  Never markup.
-	 */
-	function h(tag, attrs, ...children) {
-		const el = document.createElement(tag);
-		if (attrs) {
-			for (const [k, v] of Object.entries(attrs)) {
-				if (v === null || v === undefined || v === false) continue;
-				if (k === 'text') el.textContent = String(v);
-				else el.setAttribute(k, v === true ? '' : String(v));
-			}
-		}
-		append(el, children);
-		return el;
-	}
-
-	function append(el, children) {
-		for (const c of children) {
-			if (c === null || c === undefined || c === false) continue;
-			if (Array.isArray(c)) append(el, c);
-			else if (c instanceof Node) el.appendChild(c);
-			else el.appendChild(document.createTextNode(String(c)));
-		}
-	}
-
-	function clear(el) {
-		while (el.firstChild) el.removeChild(el.firstChild);
-	}
-
-	function show(el, on) {
-		el.hidden = !on;
-	}
-
-	function announce(text) {
-		const a = $('announce');
-		a.textContent = '';
-		window.setTimeout(() => { a.textContent = text; }, 50);
-	}
 
 	function setError(el, text) {
 		el.textContent = text || '';
@@ -177,10 +136,6 @@
 		return parts.length ? parts.join(', ') : 'no checks';
 	}
 
-	function shortId(id) {
-		return String(id).slice(0, 8);
-	}
-
 	/*
 	 * Evidence and details are arbitrary JSON from the server (and, through
 	 * it, from DNS): rendered as nested definition lists of text.
@@ -208,43 +163,15 @@
 
 	// ------------------------------------------------------------ the API
 
-	class ApiError extends Error {
-		constructor(status, problem) {
-			super(problem?.detail || problem?.title || `HTTP ${status}`);
-			this.status = status;
-			this.problem = problem || {};
-		}
-	}
-
-	async function api(method, path, { body, headers = {}, token = state.token } = {}) {
-		const hd = { Accept: 'application/json', ...headers };
-		if (token) hd.Authorization = `Bearer ${token}`;
-		let payload;
-		if (body !== undefined) {
-			hd['Content-Type'] = 'application/json';
-			payload = JSON.stringify(body);
-		}
-		let res;
-		try {
-			res = await fetch(path, { method, headers: hd, body: payload, cache: 'no-store', credentials: 'omit' });
-		} catch (e) {
-			throw new ApiError(0, { detail: 'The server could not be reached. Check your connection and try again.' });
-		}
-		let json = null;
-		const ct = res.headers.get('Content-Type') || '';
-		if (/json/.test(ct)) {
-			try {
-				json = await res.json();
-			} catch {
-				json = null;
-			}
-		}
-		if (res.status === 401 && token === state.token && state.token) {
-			signOut('Your session has ended (the server no longer accepts the token). Sign in again.');
-			throw new ApiError(401, json);
-		}
-		if (!res.ok) throw new ApiError(res.status, json);
-		return { status: res.status, json, etag: res.headers.get('ETag') };
+	function api(method, path, { body, headers, token = state.token } = {}) {
+		return P25.request(method, path, {
+			body, headers, token, cache: 'no-store',
+			onUnauthorized: () => {
+				if (token === state.token && state.token) {
+					signOut('Your session has ended (the server no longer accepts the token). Sign in again.');
+				}
+			},
+		});
 	}
 
 	function qs(params) {
@@ -256,10 +183,6 @@
 
 	// ------------------------------------------------------------ sign in
 
-	function hasRole(who, r) {
-		return Array.isArray(who?.roles) && who.roles.includes(r);
-	}
-
 	async function signIn(token, { quiet = false } = {}) {
 		const who = (await api('GET', '/v1/whoami', { token })).json;
 		if (!hasRole(who, 'reviewer') && !hasRole(who, 'admin')) {
@@ -269,10 +192,9 @@
 		state.token = token;
 		state.who = who;
 		state.canDecide = hasRole(who, 'reviewer');
-		sessionStorage.setItem(TOKEN_KEY, token);
+		tokens.set(token);
 		$('who-text').textContent = `Signed in as ${who.sub}${state.canDecide ? '' : ' (read only: admin)'}`;
-		show($('who'), true);
-		show($('nav'), true);
+		P25.showSignedIn(true);
 		if (!quiet) announce(`Signed in as ${who.sub}.`);
 	}
 
@@ -280,9 +202,8 @@
 		state.token = null;
 		state.who = null;
 		state.canDecide = false;
-		sessionStorage.removeItem(TOKEN_KEY);
-		show($('who'), false);
-		show($('nav'), false);
+		tokens.remove();
+		P25.showSignedIn(false);
 		if (why) fieldError($('token'), $('token-error'), why);
 		if (location.hash !== '#/signin') location.hash = '#/signin';
 		else route();
@@ -291,8 +212,8 @@
 	async function onSignIn(ev) {
 		ev.preventDefault();
 		const field = $('token');
-		const t = field.value.trim().replace(/^Bearer\s+/i, '');
-		if (!JWT_RE.test(t)) {
+		const t = P25.pastedToken(field);
+		if (!P25.JWT_RE.test(t)) {
 			fieldError(field, $('token-error'), 'This does not look like a token: a JWT is three parts separated by dots.');
 			field.focus();
 			return;
@@ -1131,12 +1052,12 @@
 			$('main').scrollIntoView();
 		});
 
-		const saved = sessionStorage.getItem(TOKEN_KEY);
+		const saved = tokens.get();
 		if (saved) {
 			try {
 				await signIn(saved, { quiet: true });
 			} catch (e) {
-				sessionStorage.removeItem(TOKEN_KEY);
+				tokens.remove();
 				fieldError($('token'), $('token-error'), e.status === 401
 					? 'Your session has ended (the token expired or was refused). Sign in again.'
 					: e.status === 403 ? 'The saved token has no reviewer role.' : e.message);
@@ -1145,6 +1066,5 @@
 		await route();
 	}
 
-	if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
-	else start();
+	P25.onReady(start);
 }());

@@ -22,13 +22,10 @@
 // (needs /usr/bin/chromium, rbldnsd, dnsmasq and the npm packages: bash scripts/deps.sh).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { chromium } from 'playwright-core';
-import { AxeBuilder } from '@axe-core/playwright';
 import { startStack, sleep } from '../lib/harness.mjs';
 import { startDns } from '../lib/dns.mjs';
+import * as lib from './lib.mjs';
 
-const CHROMIUM = process.env.P25_CHROMIUM || '/usr/bin/chromium';
 const TENANT = 'acme';
 
 // what hostile DNS and a hostile tenant send
@@ -48,9 +45,7 @@ const ids = {};
 const pageProblems = [];
 
 before(async () => {
-	if (!fs.existsSync(CHROMIUM)) {
-		throw new Error(`${CHROMIUM} is missing: run \`bash scripts/deps.sh\` (installs chromium and the npm packages)`);
-	}
+	browser = await lib.launchBrowser();
 	s = await startStack({ env: { P25_RATE_LIMIT: '0', P25_MAX_OPEN_REQUESTS: '1000' } });
 	assert.equal((await s.ctl(['keys', 'generate'])).code, 0);
 	await s.createTenant(TENANT, { name: 'Acme Mail', addresses: ['81.2.69.0/24'], ageDays: 400 });
@@ -105,12 +100,6 @@ before(async () => {
 	// A waited longest
 	await s.sql(`UPDATE requests SET updated_at = now() - interval '3 hours' WHERE id = $1`, [ids.a]);
 	await s.sql(`UPDATE requests SET updated_at = now() - interval '2 hours' WHERE id = $1`, [ids.d]);
-
-	browser = await chromium.launch({
-		executablePath: CHROMIUM,
-		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
-	});
 });
 
 after(async () => {
@@ -130,45 +119,9 @@ async function waitStatus(id, want, timeoutMs = 30000) {
 	}
 }
 
-async function newPage(opts = {}) {
-	const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...opts });
-	const page = await ctx.newPage();
-	page.setDefaultTimeout(20000);
-	page.on('console', (m) => {
-		if (m.type() === 'error') pageProblems.push(`console: ${m.text()}`);
-	});
-	page.on('pageerror', (e) => pageProblems.push(`pageerror: ${e.message}`));
-	return page;
-}
-
-async function signIn(page, tok = rita, hash = '') {
-	await page.goto(`${s.url}/console${hash}`);
-	await page.getByLabel('Bearer token').fill(tok);
-	await page.getByRole('button', { name: 'Sign in' }).click();
-	await page.getByRole('navigation', { name: 'Console' }).waitFor();
-}
-
-async function axe(page, what) {
-	const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
-	const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-	if (bad.length) {
-		const text = bad.map((v) => `${v.impact} ${v.id}: ${v.help}\n${v.nodes.map((n) =>
-			`    ${n.target.join(' ')}\n      ${n.failureSummary.replace(/\n/g, '\n      ')}`).join('\n')}`).join('\n');
-		process.stderr.write(`axe violations on ${what}:\n${text}\n`);
-	}
-	assert.equal(bad.length, 0, `axe: ${bad.length} serious/critical violation(s) on ${what}: ${bad.map((v) => v.id).join(', ')}`);
-}
-
-async function noHorizontalScroll(page, what) {
-	const m = await page.evaluate(() => ({
-		scroll: document.documentElement.scrollWidth,
-		client: document.documentElement.clientWidth,
-		wide: [...document.querySelectorAll('body *')]
-			.filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
-			.slice(0, 5).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`),
-	}));
-	assert.ok(m.scroll <= m.client, `${what}: scrolls sideways (${m.scroll} > ${m.client}); too wide: ${m.wide.join(', ')}`);
-}
+const newPage = (opts = {}) => lib.newPage(browser, pageProblems, { width: 1280, height: 900 }, opts);
+const signIn = (page, tok = rita, hash = '') => lib.signInAt(page, `${s.url}/console${hash}`, tok, 'Console');
+const { axe, noHorizontalScroll } = lib;
 
 const rows = (sql, p) => s.sqlJson(sql, p);
 const detail = (page) => page.locator('#view-detail');

@@ -21,12 +21,9 @@
 // (needs /usr/bin/chromium and the npm packages: bash scripts/deps.sh).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { chromium } from 'playwright-core';
-import { AxeBuilder } from '@axe-core/playwright';
 import { startStack } from '../lib/harness.mjs';
+import * as lib from './lib.mjs';
 
-const CHROMIUM = process.env.P25_CHROMIUM || '/usr/bin/chromium';
 const TENANT = 'acme';
 const HELD = ['81.2.69.0/26', '2a02:ff0:1::/48'];
 
@@ -37,19 +34,12 @@ let otherToken;
 const pageProblems = []; // console errors, page errors, CSP violations, from every page
 
 before(async () => {
-	if (!fs.existsSync(CHROMIUM)) {
-		throw new Error(`${CHROMIUM} is missing: run \`bash scripts/deps.sh\` (installs chromium and the npm packages)`);
-	}
+	browser = await lib.launchBrowser();
 	s = await startStack();
 	await s.createTenant(TENANT, { name: 'Acme Mail', addresses: HELD });
 	await s.createTenant('globex', { addresses: ['81.2.70.0/28'] });
 	token = s.token({ sub: 'alice@acme.example', roles: ['tenant'], tenant: TENANT });
 	otherToken = s.token({ sub: 'bob@globex.example', roles: ['tenant'], tenant: 'globex' });
-	browser = await chromium.launch({
-		executablePath: CHROMIUM,
-		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
-	});
 });
 
 after(async () => {
@@ -59,53 +49,9 @@ after(async () => {
 
 // ------------------------------------------------------------ helpers
 
-/** A fresh browser context and page; every problem the page reports is kept. */
-async function newPage(opts = {}) {
-	const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 }, ...opts });
-	const page = await ctx.newPage();
-	page.setDefaultTimeout(20000);
-	page.on('console', (m) => {
-		if (m.type() === 'error') pageProblems.push(`console: ${m.text()}`);
-	});
-	page.on('pageerror', (e) => pageProblems.push(`pageerror: ${e.message}`));
-	return page;
-}
-
-async function signIn(page, tok = token) {
-	await page.goto(`${s.url}/`);
-	await page.getByLabel('Bearer token').fill(tok);
-	await page.getByRole('button', { name: 'Sign in' }).click();
-	await page.getByRole('navigation', { name: 'Main' }).waitFor();
-}
-
-/**
- * axe-core on the page as it is now: no serious or critical violation.  A
- * scan takes seconds of CPU, so each kind of view is scanned once, in its
- * richest state (the form with its errors showing, a denied request with
- * checks and decision, …).
- */
-async function axe(page, what) {
-	const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
-	const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-	if (bad.length) {
-		const text = bad.map((v) => `${v.impact} ${v.id}: ${v.help}\n${v.nodes.map((n) =>
-			`    ${n.target.join(' ')}\n      ${n.failureSummary.replace(/\n/g, '\n      ')}`).join('\n')}`).join('\n');
-		process.stderr.write(`axe violations on ${what}:\n${text}\n`);
-	}
-	assert.equal(bad.length, 0, `axe: ${bad.length} serious/critical violation(s) on ${what}: ${bad.map((v) => v.id).join(', ')}`);
-	return r;
-}
-
-async function noHorizontalScroll(page, what) {
-	const m = await page.evaluate(() => ({
-		scroll: document.documentElement.scrollWidth,
-		client: document.documentElement.clientWidth,
-		wide: [...document.querySelectorAll('body *')]
-			.filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
-			.slice(0, 5).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`),
-	}));
-	assert.ok(m.scroll <= m.client, `${what}: scrolls sideways (${m.scroll} > ${m.client}); too wide: ${m.wide.join(', ')}`);
-}
+const newPage = (opts = {}) => lib.newPage(browser, pageProblems, { width: 1200, height: 900 }, opts);
+const signIn = (page, tok = token) => lib.signInAt(page, `${s.url}/`, tok, 'Main');
+const { axe, noHorizontalScroll } = lib;
 
 const rows = (sql, p) => s.sqlJson(sql, p);
 
