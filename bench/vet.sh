@@ -20,6 +20,9 @@
 #   BENCH_RATE              requests/s of the latency run (20)
 #   BENCH_REQUESTS          requests of the throughput run (3000; 1000 with --quick)
 #   BENCH_KEEP=1            keep the work folder (logs, cluster, zone files)
+#   BENCH_PGSS=1            load pg_stat_statements (track = all) and write the
+#                           throughput run's statements, by total time, to
+#                           pgss.txt in the work folder (use with BENCH_KEEP=1)
 #
 # Everything runs on loopback in a throwaway folder under $TMPDIR: a durable
 # PostgreSQL 15 cluster (scripts/testpg.sh --durable: fsync on), rbldnsd
@@ -224,6 +227,14 @@ try {
 	const build = `${work}/bin`;
 	const pg = await run('bash', [`${root}/scripts/testpg.sh`, 'start', `${work}/pg`, '--durable'], { timeoutMs: 120000 });
 	if (pg.code !== 0) throw new Error(`testpg.sh: ${pg.stderr}`);
+	const pgss = process.env.BENCH_PGSS === '1';
+	if (pgss) { // statement statistics: a restart to load the library
+		fs.appendFileSync(`${work}/pg/data/postgresql.conf`,
+			"shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n");
+		const rs = await run('bash', [`${root}/scripts/testpg.sh`, 'stop', `${work}/pg`]);
+		const rr = rs.code === 0 && await run('bash', [`${root}/scripts/testpg.sh`, 'start', `${work}/pg`, '--durable'], { timeoutMs: 120000 });
+		if (!rr || rr.code !== 0) throw new Error('testpg.sh restart with pg_stat_statements failed');
+	}
 	const env = {};
 	for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('P25_')) env[k] = v;
 	for (const line of pg.stdout.split('\n')) {
@@ -247,6 +258,8 @@ try {
 		if (r.code !== 0) throw new Error(`p25ctl ${a.join(' ')}: ${r.stderr}`);
 	}
 	const psql = new Psql(env.P25_MIGRATE_DATABASE_URL);
+	const su = pgss ? new Psql(`postgresql:///p25?host=${work}/pg&user=postgres`) : null;
+	if (su) await su.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
 	await psql.query(`INSERT INTO tenants (id, name, account_created_at, verified, standing)
 		SELECT 'b' || i, 'Bench ' || i, now() - interval '400 days', true, 'good' FROM generate_series(0, ${TENANTS - 1}) i`);
 	await psql.query(`INSERT INTO tenant_addresses (tenant_id, prefix)
@@ -381,6 +394,7 @@ try {
 	const q0 = await dns.queryCount();
 	say('throughput: two workers start');
 	const dnsPids = [dns.dnsmasq.pid, dns.rbldnsd.pid];
+	if (su) await su.query('SELECT pg_stat_statements_reset()');
 	const cpu0 = { pg: cpuSeconds(postgresPids()), dns: cpuSeconds(dnsPids) };
 	const w0 = Date.now();
 	workers = startWorkers();
@@ -402,6 +416,15 @@ try {
 	const thrOutcomes = await psql.query(`SELECT status, count(*) FROM requests
 		WHERE id = ANY('{${thrIds.join(',')}}'::uuid[]) GROUP BY 1 ORDER BY 1`);
 	await Promise.all(workers.map(stopChild));
+	if (su) {
+		const rows = await su.query(`SELECT calls, round(total_exec_time::numeric, 1),
+			round((total_exec_time / ${N})::numeric, 3), toplevel,
+			regexp_replace(left(query, 160), '\\s+', ' ', 'g')
+			FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 60`);
+		fs.writeFileSync(`${work}/pgss.txt`, 'calls\ttotal_ms\tms_per_request\ttoplevel\tquery\n' +
+			rows.map((r) => r.join('\t')).join('\n') + '\n');
+		su.close();
+	}
 	psql.close();
 
 	// ------------------------------------------------------------ figures

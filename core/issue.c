@@ -125,36 +125,122 @@ out:
 	return rc;
 }
 
+/*
+ * Signs the token of each new exemption in `ex` (rows of
+ * p25_issue_exemptions: id, prefix, iat, exp of the exemption, dest, rate)
+ * and stores the tokens and their grant feed events in one statement, then
+ * the exemption.grant audit rows (p25_audit: a row that cannot be written
+ * fails closed with audit_unavailable).
+ */
+static int
+issue_tokens(struct p25_db *db, const struct p25_issuer *is, PGresult *ex, const char *request_id,
+	     const char *tenant, const char *actor, int expires_days, struct p25_err *err)
+{
+	P25_STMT(store, 3,
+	    "WITH x AS (SELECT (e->>'id')::uuid AS id, e->>'prefix' AS prefix, e->>'jws' AS jws,"
+	    "   (e->>'iat')::bigint AS iat, (e->>'exp')::bigint AS exp, n"
+	    "   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(e, n)),"
+	    " t AS (INSERT INTO tokens (exemption_id, tenant_id, kid, jws, issued_at, expires_at)"
+	    "   SELECT id, $2, $3, jws, to_timestamp(iat), to_timestamp(exp) FROM x ORDER BY n"
+	    "   RETURNING 1),"
+	    " f AS (INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, token)"
+	    "   SELECT 'grant', id, $2, prefix::cidr, jws FROM x ORDER BY n RETURNING 1)"
+	    " SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM f)");
+	struct p25_signer *signer = NULL;
+	json_t *rows = json_array();
+	char *rj = NULL, *sum = NULL;
+	int i, rc = -1;
+
+	if (!rows)
+		return p25_err_set(err, 503, "out_of_memory", "out of memory");
+	if (p25_signer_load(db, is->kek, &signer, err) != 0)
+		goto out;
+	for (i = 0; i < PQntuples(ex); i++) {
+		const char *id = PQgetvalue(ex, i, 0), *cidr = PQgetvalue(ex, i, 1);
+		long long now = strtoll(PQgetvalue(ex, i, 2), NULL, 10);
+		long long eexp = strtoll(PQgetvalue(ex, i, 3), NULL, 10);
+		long long exp = now + is->token_ttl < eexp ? now + is->token_ttl : eexp;
+		json_t *scope, *hdr, *pl, *row;
+		char *hj, *pj, *jws = NULL;
+		int ok;
+
+		scope = json_pack("{s:s, s:i, s:s, s:s, s:s}", "cidr", cidr, "port", 25,
+				  "proto", "tcp", "dir", "egress", "request", request_id);
+		if (scope && !PQgetisnull(ex, i, 4))
+			json_object_set_new(scope, "dest", json_loads(PQgetvalue(ex, i, 4), 0, NULL));
+		if (scope && !PQgetisnull(ex, i, 5))
+			json_object_set_new(scope, "rate",
+					    json_integer(strtoll(PQgetvalue(ex, i, 5), NULL, 10)));
+		hdr = json_pack("{s:s, s:s, s:s}", "alg", "EdDSA", "typ", "p25-exemption+jwt",
+				"kid", p25_signer_kid(signer));
+		pl = scope ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "iss", is->iss,
+				       "sub", tenant, "jti", id, "iat", (json_int_t)now,
+				       "nbf", (json_int_t)now, "exp", (json_int_t)exp, "p25", scope)
+			   : NULL;
+		hj = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
+		pj = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
+		ok = hj && pj && p25_signer_sign(signer, hj, pj, &jws) == 0;
+		row = ok ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:s, s:i}}", "id", id,
+				     "prefix", cidr, "jws", jws, "iat", (json_int_t)now,
+				     "exp", (json_int_t)exp, "details", "request", request_id,
+				     "cidr", cidr, "actor_role",
+				     strncmp(actor, "system:", 7) == 0 ? "policy" : "reviewer",
+				     "expires_in_days", expires_days)
+			 : NULL;
+		free(jws);
+		free(hj);
+		free(pj);
+		json_decref(hdr);
+		json_decref(pl);
+		if (!row || json_array_append_new(rows, row) != 0) {
+			p25_err_set(err, 500, "signing_failed", "the token could not be signed");
+			goto out;
+		}
+	}
+	rj = json_dumps(rows, JSON_COMPACT);
+	if (!rj) {
+		p25_err_set(err, 503, "out_of_memory", "out of memory");
+		goto out;
+	}
+	{
+		const char *p[3] = { rj, tenant, p25_signer_kid(signer) };
+		bool found;
+		sum = p25_db_text(db, &store, p, &found, err);
+	}
+	if (!sum)
+		goto out;
+	if (strtoll(sum, NULL, 10) != 2LL * PQntuples(ex)) {
+		/* every exemption has one token and one feed event */
+		p25_err_set(err, 500, "internal", "tokens or feed events not written");
+		goto out;
+	}
+	for (i = 0; i < (int)json_array_size(rows); i++) {
+		json_t *row = json_array_get(rows, i);
+		if (p25_audit(db, actor, "exemption.grant", "exemption",
+			      json_string_value(json_object_get(row, "id")), tenant,
+			      json_object_get(row, "details"), err) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(rj);
+	free(sum);
+	json_decref(rows);
+	p25_signer_free(signer);
+	return rc;
+}
+
 int
 p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id,
 	  const char *tenant, const char *actor, const struct p25_issue_opts *o,
 	  json_t **ids, struct p25_err *err)
 {
-	P25_STMT(prefixes, 3,
-	    "SELECT a.prefix::text FROM request_addresses a WHERE a.request_id = $1"
-	    " AND a.tenant_id = $2"
-	    " AND ($3::cidr[] IS NULL OR a.prefix = ANY($3::cidr[])) ORDER BY a.position");
-	P25_STMT(supersede, 3,
-	    "WITH old AS (UPDATE exemptions SET status = 'revoked', updated_at = now(),"
-	    "   status_reason = 'superseded by request ' || $3"
-	    "   WHERE tenant_id = $1 AND prefix = $2::cidr AND status IN ('active', 'suspended')"
-	    "   RETURNING id, tenant_id, prefix)"
-	    " INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, reason)"
-	    "   SELECT 'revoke', id, tenant_id, prefix, 'superseded' FROM old");
-	P25_STMT(ins, 7,
-	    "INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at, dest, rate,"
-	    " suspensions, cooldown_until, next_check_at)"
-	    " VALUES ($1, $2, $3::cidr, now() + $4::integer * interval '1 day',"
-	    " (SELECT array_agg(x::cidr) FROM jsonb_array_elements_text($5::jsonb) x), $6::integer,"
-	    /* repeat offences keep counting across new exemptions for the prefix */
-	    " (SELECT coalesce(max(o.suspensions), 0) FROM exemptions o"
-	    "   WHERE o.tenant_id = $1 AND o.prefix = $3::cidr),"
-	    " (SELECT max(o.cooldown_until) FROM exemptions o"
-	    "   WHERE o.tenant_id = $1 AND o.prefix = $3::cidr),"
-	    " now() + random() * $7::integer * interval '1 second')"
-	    " RETURNING id");
+	P25_STMT(create, 7,
+	    "SELECT ex_id, ex_prefix, ex_iat, ex_exp, ex_dest, ex_rate"
+	    " FROM p25_issue_exemptions($1::uuid, $2, $3::cidr[], $4::integer, $5::jsonb,"
+	    " $6::integer, $7::integer)");
 	PGresult *res = NULL;
-	json_t *out = json_array(), *d = NULL;
+	json_t *out = json_array();
 	char days[16], rate[24], mon[16], *pfx = NULL, *dest = NULL;
 	int i, rc = -1;
 
@@ -185,8 +271,9 @@ p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id
 	snprintf(rate, sizeof(rate), "%ld", o->rate);
 	snprintf(mon, sizeof(mon), "%d", is->monitor_interval > 0 ? is->monitor_interval : 3600);
 	{
-		const char *p[3] = { request_id, tenant, pfx };
-		res = p25_db_exec(db, &prefixes, p, err);
+		const char *p[7] = { request_id, tenant, pfx, days, dest, o->rate > 0 ? rate : NULL,
+				     mon };
+		res = p25_db_exec(db, &create, p, err);
 	}
 	if (!res)
 		goto done;
@@ -194,38 +281,15 @@ p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id
 		p25_err_set(err, 422, "no_prefixes", "none of the named prefixes is in the request");
 		goto done;
 	}
-	for (i = 0; i < PQntuples(res); i++) {
-		const char *cidr = PQgetvalue(res, i, 0);
-		const char *ps[3] = { tenant, cidr, request_id };
-		const char *pi[7] = { tenant, request_id, cidr, days, dest, o->rate > 0 ? rate : NULL,
-				      mon };
-		bool found;
-		char *id;
-
-		if (p25_db_run(db, &supersede, ps, err) < 0)
-			goto done;
-		id = p25_db_text(db, &ins, pi, &found, err);
-		if (!id)
-			goto done;
-		d = json_pack("{s:s, s:s, s:s, s:i}", "request", request_id, "cidr", cidr,
-			      "actor_role", strncmp(actor, "system:", 7) == 0 ? "policy" : "reviewer",
-			      "expires_in_days", o->expires_days);
-		if (p25_issue_token(db, is, id, "grant", err) != 0 ||
-		    p25_audit(db, actor, "exemption.grant", "exemption", id, tenant, d, err) != 0) {
-			free(id);
-			goto done;
-		}
-		json_decref(d);
-		d = NULL;
-		json_array_append_new(out, json_string(id));
-		free(id);
-	}
+	if (issue_tokens(db, is, res, request_id, tenant, actor, o->expires_days, err) != 0)
+		goto done;
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(out, json_string(PQgetvalue(res, i, 0)));
 	rc = 0;
 	goto done;
 oom:
 	p25_err_set(err, 503, "out_of_memory", "out of memory");
 done:
-	json_decref(d);
 	PQclear(res);
 	free(pfx);
 	free(dest);

@@ -22,7 +22,9 @@
  *               kinds in one statement (FOR UPDATE SKIP LOCKED, bumping
  *               attempts and the lease number), runs their handlers one by
  *               one with no transaction open, then completes or fails each
- *               one fenced by (id, lease, state = 'running').  It claims
+ *               one fenced by (id, lease, state = 'running').  A kind with
+ *               a batch handler (batchers[] below; "vet") gets all of its
+ *               jobs of the claim in one call instead.  It claims
  *               again at once after a batch and only sleeps when a claim
  *               came back empty.
  *
@@ -64,6 +66,7 @@
 #include "p25/jobs.h"
 #include "p25/log.h"
 #include "p25/queue.h"
+#include "worker.h"
 
 #define QUEUE_MAX_KINDS 64
 #define QUEUE_ERROR_MAX 400	/* bytes of an error kept in jobs.last_error */
@@ -80,6 +83,12 @@ struct runner {
 	int index;
 	pthread_t thread;
 	struct slot *slots;	/* opts.batch of them */
+	struct runner_batch {	/* run_batch()'s arrays, opts.batch each */
+		bool *done;
+		struct p25_job **jobs;
+		struct p25_err *errs;
+		int *rcs, *idx;
+	} b;
 	char me[128];		/* jobs.locked_by of this runner's claims */
 };
 
@@ -364,40 +373,54 @@ record_failure(struct runner *r, struct p25_db *db, struct p25_job *job,
 	p25_err_clear(&err);
 }
 
-static void
-run_job(struct runner *r, struct p25_db *db, struct slot *s)
+/*
+ * Kinds whose handler has a batch form (workers/worker.h): a runner holding
+ * several claimed jobs of such a kind runs them in one call.
+ */
+static const struct {
+	p25_job_fn one;
+	p25_job_batch_fn many;
+} batchers[] = {
+	{ p25_job_vet, p25_job_vet_batch },
+};
+
+static p25_job_batch_fn
+batcher_of(const struct p25_job_kind *k)
 {
-	struct p25_queue *q = r->q;
-	struct p25_job *job = &s->job;
-	struct p25_err err = { 0 };
-	char ctx[40];
-	long long t0 = mono_ms();
-	int rc;
+	size_t i;
 
-	snprintf(ctx, sizeof(ctx), "job:%lld", job->id);
-	p25_log_ctx(ctx);
-	if (!s->kind)
-		rc = p25_err_set(&err, 500, "unknown_kind", "no handler for kind %s",
-				 job->kind);
-	else if (!job->payload)
-		rc = p25_err_set(&err, 500, "bad_payload", "the payload is not valid JSON");
-	else
-		rc = s->kind->run(job, db, &err);
+	for (i = 0; k && i < sizeof(batchers) / sizeof(batchers[0]); i++)
+		if (batchers[i].one == k->run)
+			return batchers[i].many;
+	return NULL;
+}
 
-	/* also when the connection broke mid-transaction: rollback clears in_tx,
-	 * without which the next statement would never reconnect */
+/* After a handler: a transaction it left open is rolled back (and fails the
+ * job).  Also when the connection broke mid-transaction: rollback clears
+ * in_tx, without which the next statement would never reconnect. */
+static bool
+close_open_tx(struct p25_db *db, const char *kind)
+{
 	if (db->in_tx || (PQstatus(db->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)) {
 		p25_db_rollback(db);
-		if (rc == 0) {
-			job->completed = false;
-			rc = p25_err_set(&err, 500, "open_transaction",
-					 "the handler returned with a transaction open");
-		}
 		p25_warn("job.open_transaction", "%s handler left a transaction open; "
-			 "rolled back", job->kind);
+			 "rolled back", kind);
+		return true;
 	}
+	return false;
+}
 
+/* Completes (when the handler did not), counts and logs a job after its
+ * handler returned rc with err, or records its failure. */
+static void
+finish_job(struct runner *r, struct p25_db *db, struct p25_job *job, int rc,
+	   struct p25_err *errp, long long t0)
+{
+	struct p25_queue *q = r->q;
+	struct p25_err err = *errp;	/* takes it over: errp is left empty */
+
+	memset(errp, 0, sizeof(*errp));
 	if (rc == 0) {
 		if (!job->completed) {
 			p25_err_clear(&err);
@@ -427,6 +450,86 @@ run_job(struct runner *r, struct p25_db *db, struct slot *s)
 	}
 out:
 	p25_err_clear(&err);
+}
+
+static void
+run_job(struct runner *r, struct p25_db *db, struct slot *s)
+{
+	struct p25_job *job = &s->job;
+	struct p25_err err = { 0 };
+	char ctx[40];
+	long long t0 = mono_ms();
+	int rc;
+
+	snprintf(ctx, sizeof(ctx), "job:%lld", job->id);
+	p25_log_ctx(ctx);
+	if (!s->kind)
+		rc = p25_err_set(&err, 500, "unknown_kind", "no handler for kind %s",
+				 job->kind);
+	else if (!job->payload)
+		rc = p25_err_set(&err, 500, "bad_payload", "the payload is not valid JSON");
+	else
+		rc = s->kind->run(job, db, &err);
+	if (close_open_tx(db, job->kind) && rc == 0) {
+		job->completed = false;
+		rc = p25_err_set(&err, 500, "open_transaction",
+				 "the handler returned with a transaction open");
+	}
+	finish_job(r, db, job, rc, &err, t0);
+	p25_log_ctx(NULL);
+}
+
+/*
+ * Runs slots[first] and every later slot of the same kind in slots[0..n)
+ * that is not done[] yet through the kind's batch handler; marks them done.
+ */
+static void
+run_batch(struct runner *r, struct p25_db *db, int first, int n, bool *done,
+	  p25_job_batch_fn many)
+{
+	struct p25_job **jobs = r->b.jobs;
+	struct p25_err *errs = r->b.errs;
+	int *rcs = r->b.rcs, *idx = r->b.idx, m = 0, i;
+	long long t0 = mono_ms();
+	char ctx[40];
+
+	for (i = first; i < n; i++) {
+		struct slot *s = &r->slots[i];
+		if (done[i] || s->kind != r->slots[first].kind || !s->job.payload)
+			continue;
+		idx[m] = i;
+		jobs[m] = &s->job;
+		memset(&errs[m], 0, sizeof(errs[m]));
+		rcs[m] = 0;
+		m++;
+		done[i] = true;
+	}
+	snprintf(ctx, sizeof(ctx), "jobs:%lld+%d", jobs[0]->id, m - 1);
+	p25_log_ctx(ctx);
+	many(jobs, m, db, rcs, errs);
+	if (close_open_tx(db, jobs[0]->kind)) {
+		for (i = 0; i < m; i++) {
+			if (rcs[i] != 0)
+				continue;
+			/* a completion inside the rolled-back transaction is gone */
+			jobs[i]->completed = false;
+			rcs[i] = p25_err_set(&errs[i], 500, "open_transaction",
+					     "the handler returned with a transaction open");
+		}
+	}
+	for (i = 0; i < m; i++) {
+		snprintf(ctx, sizeof(ctx), "job:%lld", jobs[i]->id);
+		p25_log_ctx(ctx);
+		if (rcs[i] != 0 && !jobs[i]->completed &&
+		    strcmp(errs[i].code, P25_JOB_NOT_STARTED) == 0) {
+			release(r, db, jobs[i]);
+			p25_err_clear(&errs[i]);
+		} else {
+			finish_job(r, db, jobs[i], rcs[i], &errs[i], t0);
+		}
+		json_decref(r->slots[idx[i]].job.payload);
+		r->slots[idx[i]].job.payload = NULL;
+	}
 	p25_log_ctx(NULL);
 }
 
@@ -444,6 +547,7 @@ runner_main(void *arg)
 		unsigned long seen = gen_get(q);
 		long long t0;
 		int i, n, abandoned = 0;
+		bool *done = r->b.done;
 
 		if (!db) {
 			db = p25_db_connect(q->url, app, &err);
@@ -464,16 +568,28 @@ runner_main(void *arg)
 			wait_wake(q, seen, 2000LL * q->o.poll_interval_s);
 			continue;
 		}
+		memset(done, 0, (size_t)n * sizeof(*done));
 		for (i = 0; i < n; i++) {
 			struct slot *s = &r->slots[i];
+			p25_job_batch_fn many;
+			int j, same = 0;
 
+			if (done[i])
+				continue;
+			for (j = i + 1; j < n; j++)
+				same += !done[j] && s->kind && r->slots[j].kind == s->kind;
+			many = same > 0 && s->job.payload ? batcher_of(s->kind) : NULL;
 			if (PQstatus(db->conn) != CONNECTION_OK)
 				abandoned++;	/* nothing can be recorded */
 			else if (atomic_load(&q->stop) ||
 				 mono_ms() - t0 > 500LL * q->o.lease_s)
 				release(r, db, &s->job);
-			else
+			else if (many) {
+				run_batch(r, db, i, n, done, many);
+				continue;
+			} else
 				run_job(r, db, s);
+			done[i] = true;
 			json_decref(s->job.payload);
 			s->job.payload = NULL;
 		}
@@ -873,7 +989,13 @@ p25_queue_run(struct p25_queue *q, struct p25_err *err)
 		r->index = i;
 		snprintf(r->me, sizeof(r->me), "%s:%ld/%d", q->host, (long)getpid(), i);
 		r->slots = calloc((size_t)q->o.batch, sizeof(*r->slots));
-		if (!r->slots) {
+		r->b.done = calloc((size_t)q->o.batch, sizeof(*r->b.done));
+		r->b.jobs = calloc((size_t)q->o.batch, sizeof(*r->b.jobs));
+		r->b.errs = calloc((size_t)q->o.batch, sizeof(*r->b.errs));
+		r->b.rcs = calloc((size_t)q->o.batch, sizeof(*r->b.rcs));
+		r->b.idx = calloc((size_t)q->o.batch, sizeof(*r->b.idx));
+		if (!r->slots || !r->b.done || !r->b.jobs || !r->b.errs || !r->b.rcs ||
+		    !r->b.idx) {
 			p25_err_set(err, 500, "out_of_memory", "out of memory");
 			goto out;
 		}
@@ -941,8 +1063,14 @@ p25_queue_free(struct p25_queue *q)
 	if (!q)
 		return;
 	if (q->runners)
-		for (i = 0; i < q->o.threads; i++)
+		for (i = 0; i < q->o.threads; i++) {
 			free(q->runners[i].slots);
+			free(q->runners[i].b.done);
+			free(q->runners[i].b.jobs);
+			free(q->runners[i].b.errs);
+			free(q->runners[i].b.rcs);
+			free(q->runners[i].b.idx);
+		}
 	free(q->runners);
 	if (q->efd >= 0)
 		close(q->efd);

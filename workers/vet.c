@@ -10,6 +10,14 @@
  *      writes every check row, the decision, the new status, — on approval
  *      — the exemptions and their tokens (p25_issue), the audit row, and
  *      completes the job fenced by its lease.
+ * A runner holding several claimed vet jobs runs them as a batch
+ * (p25_job_vet_batch, called by workers/queue.c): step 1 for all of them in
+ * one statement and one transaction, their DNS checks, then step 3 for all
+ * of them in one transaction — one commit (one WAL flush, one turn of the
+ * feed's commit-order lock) per batch instead of two per request.  The rows
+ * of a decision go in one call (p25_vet_record, migration 0010).  When a
+ * batch transaction fails (a lost lease, a bad row, the connection) it is
+ * rolled back whole and its requests are vetted one by one as above.
  * Crash safety: a worker killed anywhere leaves either nothing of step 3 or
  * all of it.  Two workers racing after a lease expiry both reach step 3;
  * the row lock serializes them, the second sees the request already
@@ -20,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "p25/audit.h"
@@ -54,27 +63,6 @@ finish_stale(struct p25_job *job, struct p25_db *db, const char *why, struct p25
 	return 0;
 }
 
-static int
-checks_store(struct p25_db *db, const char *rid, const char *tenant, const char *round,
-	     const struct p25_checks *c, struct p25_err *err)
-{
-	P25_STMT(st, 4,
-	    "INSERT INTO checks (request_id, tenant_id, round, name, subject, outcome, evidence, hint)"
-	    " SELECT $1, $2, $3::integer, x->>'name', x->>'subject', x->>'outcome',"
-	    " coalesce(x->'evidence', '{}'), coalesce(x->>'hint', '')"
-	    " FROM jsonb_array_elements($4::jsonb) x");
-	json_t *a = p25_checks_json(c);
-	char *aj = json_dumps(a, JSON_COMPACT);
-	const char *p[4] = { rid, tenant, round, aj };
-	long n = aj ? p25_db_run(db, &st, p, err) : -1;
-
-	if (!aj)
-		p25_err_set(err, 503, "out_of_memory", "out of memory");
-	free(aj);
-	json_decref(a);
-	return n == c->n ? 0 : -1;
-}
-
 /* The prefixes (JSON array of CIDR text) as a cidr[] literal. */
 static char *
 input_cidrs(json_t *plist)
@@ -98,33 +86,119 @@ input_cidrs(json_t *plist)
 	return s;
 }
 
+/*
+ * Step 3 for one request whose row this transaction has locked and found
+ * still vetting in its round: the database checks, the policy, every row of
+ * the decision and the job's completion.  No commit: the caller's
+ * transaction (one request, or a batch) commits.
+ */
+static int
+decide_locked(struct p25_db *db, struct p25_job *job, const char *rid, const char *tenant,
+	      json_int_t round, const char *roundbuf, json_t *plist, struct p25_checks *checks,
+	      struct p25_err *err)
+{
+	P25_STMT(record, 11,
+	    "SELECT p25_vet_record($1::uuid, $2, $3::integer, $4::jsonb, $5, $6::jsonb, $7, $8,"
+	    " $9::integer, $10, $11::jsonb)");
+	struct p25_decision dec = { 0 };
+	struct p25_facts facts;
+	json_t *details = NULL;
+	int rc = -1;
+
+	{
+		char *cidrs = input_cidrs(plist);
+		int frc = cidrs ? p25_facts_load(db, tenant, cidrs, &facts, err) : -1;
+		if (!cidrs)
+			p25_err_set(err, 503, "out_of_memory", "out of memory");
+		free(cidrs);
+		if (frc != 0)
+			return -1;
+	}
+	p25_vet_facts(&wctx.policy, &facts, checks);
+	p25_policy_decide(&wctx.policy, checks, &dec);
+	details = json_pack("{s:s, s:O, s:s, s:I}", "decision", dec.decision,
+			    "reason_codes", dec.reason_codes, "policy_version",
+			    wctx.policy.version, "round", round);
+	{
+		json_t *cj = p25_checks_json(checks);
+		char *codes = json_dumps(dec.reason_codes, JSON_COMPACT);
+		char *aj = cj ? json_dumps(cj, JSON_COMPACT) : NULL;
+		char *dj = details ? json_dumps(details, JSON_COMPACT) : NULL;
+		char days[16], *nrows = NULL;
+		const char *newst = strcmp(dec.decision, "approve") == 0 ? "approved"
+				  : strcmp(dec.decision, "deny") == 0 ? "denied" : dec.decision;
+		const char *p[11] = { rid, tenant, roundbuf, aj, dec.decision, codes, dec.message,
+				      wctx.policy.version, days, newst, dj };
+		bool found = false;
+		int ok;
+
+		snprintf(days, sizeof(days), "%d", dec.reapply_days);
+		if (codes && aj && dj)
+			nrows = p25_db_text(db, &record, p, &found, err);
+		else
+			p25_err_set(err, 503, "out_of_memory", "out of memory");
+		/* every check has its evidence row */
+		ok = nrows && strtol(nrows, NULL, 10) == checks->n;
+		if (nrows && !ok)
+			p25_err_set(err, 500, "internal", "%s of %d check rows written", nrows,
+				    checks->n);
+		free(nrows);
+		free(codes);
+		free(aj);
+		free(dj);
+		json_decref(cj);
+		if (!ok ||
+		    p25_notify(db, tenant, "request.status", rid, newst, dec.decision, err) != 0)
+			goto out;
+	}
+	if (strcmp(dec.decision, "approve") == 0) {
+		struct p25_issue_opts o = { wctx.policy.exemption_days, NULL, NULL, -1 };
+		if (p25_issue(db, &wctx.issuer, rid, tenant, "system:vetting", &o, NULL, err) != 0)
+			goto out;
+	}
+	if (p25_job_complete(db, job, err) != 0)
+		goto out;
+	p25_info("vet.decided", "request %s round %lld: %s (%d checks)", rid, (long long)round,
+		 dec.decision, checks->n);
+	rc = 0;
+out:
+	p25_decision_free(&dec);
+	json_decref(details);
+	return rc;
+}
+
+/* The addresses of plist (JSON array of CIDR text), parsed; NULL when out of memory. */
+static struct p25_prefix *
+parse_addrs(json_t *plist, int *naddrs)
+{
+	struct p25_prefix *addrs = calloc(MAX_ADDRS, sizeof(*addrs));
+	size_t i;
+
+	*naddrs = 0;
+	for (i = 0; addrs && plist && i < json_array_size(plist) && *naddrs < MAX_ADDRS; i++) {
+		struct p25_err e = { 0 };
+		if (p25_prefix_parse(json_string_value(json_array_get(plist, i)), &addrs[*naddrs],
+				     &e) == 0)
+			(*naddrs)++;
+		p25_err_clear(&e);
+	}
+	return addrs;
+}
+
 int
 p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 {
 	P25_STMT(to_vetting, 1, "UPDATE requests SET status = 'vetting', version = version + 1,"
 				" updated_at = now() WHERE id = $1");
-	P25_STMT(decide, 8,
-	    "INSERT INTO decisions (request_id, tenant_id, round, decision, actor, reason_codes,"
-	    " message, policy_version, reapply_after)"
-	    " VALUES ($1, $2, $3::integer, $4, 'policy',"
-	    " ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6, $7,"
-	    " CASE WHEN $4 = 'deny' THEN now() + $8::integer * interval '1 day' END)");
-	P25_STMT(set_status, 2,
-	    "UPDATE requests SET status = $2, version = version + 1, updated_at = now(),"
-	    " decided_at = CASE WHEN $2 IN ('approved', 'denied') THEN now() ELSE decided_at END"
-	    " WHERE id = $1");
 	const char *rid = json_string_value(json_object_get(job->payload, "request"));
 	json_int_t round = json_integer_value(json_object_get(job->payload, "round"));
 	struct p25_prefix *addrs = NULL;
 	struct p25_checks checks = { 0 };
-	struct p25_decision dec = { 0 };
-	struct p25_facts facts;
 	struct p25_dns *dns;
 	PGresult *res = NULL;
-	json_t *domains = NULL, *plist = NULL, *details = NULL;
+	json_t *domains = NULL, *plist = NULL;
 	char tenant[65], roundbuf[24], status[24];
 	int naddrs = 0, rc = -1;
-	size_t i;
 
 	if (!rid || !p25_uuid_ok(rid) || round < 1) {
 		p25_err_set(err, 400, "bad_payload", "vet job needs {request: uuid, round: n}");
@@ -167,16 +241,10 @@ p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 		goto out;
 
 	/* 2. DNS, no transaction open */
-	addrs = calloc(MAX_ADDRS, sizeof(*addrs));
+	addrs = parse_addrs(plist, &naddrs);
 	if (!addrs) {
 		p25_err_set(err, 503, "out_of_memory", "out of memory");
 		goto out;
-	}
-	for (i = 0; plist && i < json_array_size(plist) && naddrs < MAX_ADDRS; i++) {
-		struct p25_err e = { 0 };
-		if (p25_prefix_parse(json_string_value(json_array_get(plist, i)), &addrs[naddrs], &e) == 0)
-			naddrs++;
-		p25_err_clear(&e);
 	}
 	dns = p25_dns_thread(&wctx.cfg, err);
 	if (!dns)
@@ -202,53 +270,10 @@ p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 	}
 	PQclear(res);
 	res = NULL;
-	{
-		char *cidrs = input_cidrs(plist);
-		int frc = cidrs ? p25_facts_load(db, tenant, cidrs, &facts, err) : -1;
-		free(cidrs);
-		if (frc != 0)
-			goto rollback;
-	}
-	p25_vet_facts(&wctx.policy, &facts, &checks);
-	p25_policy_decide(&wctx.policy, &checks, &dec);
-	{
-		char *codes = json_dumps(dec.reason_codes, JSON_COMPACT);
-		char days[16];
-		const char *newst = strcmp(dec.decision, "approve") == 0 ? "approved"
-				  : strcmp(dec.decision, "deny") == 0 ? "denied" : dec.decision;
-		const char *pd[8] = { rid, tenant, roundbuf, dec.decision, codes, dec.message,
-				      wctx.policy.version, days };
-		const char *ps[2] = { rid, newst };
-		long n1, n2;
-
-		snprintf(days, sizeof(days), "%d", dec.reapply_days);
-		if (checks_store(db, rid, tenant, roundbuf, &checks, err) != 0) {
-			free(codes);
-			goto rollback;
-		}
-		n1 = codes ? p25_db_run(db, &decide, pd, err) : -1;
-		n2 = n1 == 1 ? p25_db_run(db, &set_status, ps, err) : -1;
-		free(codes);
-		if (n1 != 1 || n2 != 1 ||
-		    p25_notify(db, tenant, "request.status", rid, newst, dec.decision, err) != 0)
-			goto rollback;
-	}
-	if (strcmp(dec.decision, "approve") == 0) {
-		struct p25_issue_opts o = { wctx.policy.exemption_days, NULL, NULL, -1 };
-		if (p25_issue(db, &wctx.issuer, rid, tenant, "system:vetting", &o, NULL, err) != 0)
-			goto rollback;
-	}
-	details = json_pack("{s:s, s:O, s:s, s:I}", "decision", dec.decision,
-			    "reason_codes", dec.reason_codes, "policy_version",
-			    wctx.policy.version, "round", round);
-	if (p25_audit(db, "system:vetting", "request.decide", "request", rid, tenant, details,
-		      err) != 0 ||
-	    p25_job_complete(db, job, err) != 0)
+	if (decide_locked(db, job, rid, tenant, round, roundbuf, plist, &checks, err) != 0)
 		goto rollback;
 	if (p25_db_commit(db, err) != 0)
 		goto out;
-	p25_info("vet.decided", "request %s round %lld: %s (%d checks, %lu DNS queries so far)",
-		 rid, (long long)round, dec.decision, checks.n, p25_dns_queries(dns));
 	rc = 0;
 	goto out;
 rollback:
@@ -257,9 +282,304 @@ out:
 	PQclear(res);
 	free(addrs);
 	p25_checks_free(&checks);
-	p25_decision_free(&dec);
 	json_decref(domains);
 	json_decref(plist);
-	json_decref(details);
 	return rc;
+}
+
+/* ------------------------------------------------------------ batches */
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* one request of a batch */
+struct vreq {
+	struct p25_job *job;
+	int idx;		/* into the caller's arrays */
+	const char *rid;
+	json_int_t round;
+	char roundbuf[24];
+	char tenant[65];
+	json_t *domains, *plist;
+	struct p25_checks checks;
+	enum { VR_LIVE, VR_DONE, VR_STALE } st;
+};
+
+static int
+vreq_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct vreq *)a)->rid, ((const struct vreq *)b)->rid);
+}
+
+/* Locks the request of v and reads it: 1 when it is still to vet in its
+ * round (status pending or vetting, or exactly `want` when given), 0 when
+ * stale, -1 on error. */
+static int
+vreq_lock(struct p25_db *db, struct vreq *v, const char *want, char *status, size_t ssz,
+	  struct p25_err *err)
+{
+	const char *p[1] = { v->rid };
+	PGresult *res = p25_db_exec(db, &vet_load, p, err);
+	int live;
+
+	if (!res)
+		return -1;
+	live = PQntuples(res) == 1 && strtoll(PQgetvalue(res, 0, 1), NULL, 10) == v->round;
+	if (live) {
+		snprintf(status, ssz, "%s", PQgetvalue(res, 0, 0));
+		live = want ? strcmp(status, want) == 0
+			    : strcmp(status, "pending") == 0 || strcmp(status, "vetting") == 0;
+	}
+	if (live && !v->plist) {
+		snprintf(v->tenant, sizeof(v->tenant), "%s", PQgetvalue(res, 0, 2));
+		v->domains = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
+		v->plist = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
+	}
+	PQclear(res);
+	return live ? 1 : 0;
+}
+
+/* Marks the jobs completed in a rolled-back transaction not completed. */
+static void
+uncomplete(struct vreq *v, int n, const bool *before)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		v[i].job->completed = before[i];
+}
+
+/*
+ * Step 1 for the live requests of a batch in one statement (inside the
+ * caller's transaction): locks them in id order, moves those pending in
+ * their round to vetting with their request.vetting audit rows, and reads
+ * them.  Marks the ones that moved on (or vanished) VR_STALE.
+ */
+static int
+batch_to_vetting(struct p25_db *db, struct vreq *v, int n, struct p25_err *err)
+{
+	P25_STMT(st, 1,
+	    "WITH want AS (SELECT (e->>'id')::uuid AS id, (e->>'round')::integer AS round"
+	    "   FROM jsonb_array_elements($1::jsonb) e),"
+	    " r AS MATERIALIZED (SELECT q.id, q.status, q.vetting_round, q.tenant_id,"
+	    "   to_jsonb(q.sender_domains)::text AS domains,"
+	    "   (SELECT jsonb_agg(a.prefix::text ORDER BY a.position) FROM request_addresses a"
+	    "     WHERE a.request_id = q.id)::text AS prefixes"
+	    "   FROM requests q JOIN want w ON w.id = q.id ORDER BY q.id FOR UPDATE OF q),"
+	    " u AS (UPDATE requests q SET status = 'vetting', version = q.version + 1,"
+	    "   updated_at = now() FROM r JOIN want w ON w.id = r.id"
+	    "   WHERE q.id = r.id AND r.status = 'pending' AND r.vetting_round = w.round"
+	    "   RETURNING q.id, q.tenant_id),"
+	    " a AS (INSERT INTO audit_log (actor, action, object_type, object_id, tenant_id)"
+	    "   SELECT 'system:vetting', 'request.vetting', 'request', u.id::text, u.tenant_id"
+	    "   FROM u ORDER BY u.id RETURNING 1)"
+	    " SELECT r.id, r.status, r.vetting_round, r.tenant_id, r.domains, r.prefixes,"
+	    "   (SELECT count(*) FROM a), (SELECT count(*) FROM u) FROM r");
+	json_t *want = json_array();
+	char *wj = NULL;
+	PGresult *res = NULL;
+	int i, k, rc = -1;
+
+	for (i = 0; want && i < n; i++)
+		if (v[i].st == VR_LIVE)
+			json_array_append_new(want, json_pack("{s:s, s:I}", "id", v[i].rid,
+							      "round", v[i].round));
+	wj = want ? json_dumps(want, JSON_COMPACT) : NULL;
+	if (!wj) {
+		p25_err_set(err, 503, "out_of_memory", "out of memory");
+		goto out;
+	}
+	{
+		const char *p[1] = { wj };
+		res = p25_db_exec(db, &st, p, err);
+	}
+	if (!res)
+		goto out;
+	if (PQntuples(res) > 0 &&
+	    strcmp(PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7)) != 0) {
+		/* fail closed, as p25_audit() does */
+		p25_err_set(err, 503, "audit_unavailable",
+			    "the change was not made because its audit record could not be written");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		bool live = false;
+
+		if (v[i].st != VR_LIVE)
+			continue;
+		for (k = 0; k < PQntuples(res); k++) {
+			const char *status = PQgetvalue(res, k, 1);
+			if (strcmp(PQgetvalue(res, k, 0), v[i].rid) != 0)
+				continue;
+			live = strtoll(PQgetvalue(res, k, 2), NULL, 10) == v[i].round &&
+			       (strcmp(status, "pending") == 0 || strcmp(status, "vetting") == 0);
+			if (live) {
+				snprintf(v[i].tenant, sizeof(v[i].tenant), "%s", PQgetvalue(res, k, 3));
+				v[i].domains = json_loads(PQgetvalue(res, k, 4), 0, NULL);
+				v[i].plist = json_loads(PQgetvalue(res, k, 5), 0, NULL);
+			}
+			break;
+		}
+		if (!live)
+			v[i].st = VR_STALE;
+	}
+	rc = 0;
+out:
+	PQclear(res);
+	free(wj);
+	json_decref(want);
+	return rc;
+}
+
+int
+p25_job_vet_batch(struct p25_job **jobs, int n, struct p25_db *db, int *rcs,
+		  struct p25_err *errs)
+{
+	struct vreq *v;
+	bool *before;
+	struct p25_err err = { 0 };
+	struct p25_dns *dns = NULL;
+	long long t0 = mono_ms();
+	int i, nlive = 0, ndone = 0;
+
+	if (n == 1) {
+		rcs[0] = p25_job_vet(jobs[0], db, &errs[0]);
+		return 0;
+	}
+	v = calloc((size_t)n, sizeof(*v));
+	before = calloc((size_t)n, sizeof(*before));
+	if (!v || !before) {
+		free(v);
+		free(before);
+		for (i = 0; i < n; i++)
+			rcs[i] = p25_job_vet(jobs[i], db, &errs[i]);
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		v[i].job = jobs[i];
+		v[i].idx = i;
+		v[i].rid = json_string_value(json_object_get(jobs[i]->payload, "request"));
+		v[i].round = json_integer_value(json_object_get(jobs[i]->payload, "round"));
+		snprintf(v[i].roundbuf, sizeof(v[i].roundbuf), "%lld", (long long)v[i].round);
+		rcs[i] = 0;
+		if (!v[i].rid || !p25_uuid_ok(v[i].rid) || v[i].round < 1) {
+			rcs[i] = p25_err_set(&errs[i], 400, "bad_payload",
+					     "vet job needs {request: uuid, round: n}");
+			v[i].rid = "";
+			v[i].st = VR_DONE;
+		}
+	}
+	/* one lock order for every batch: two workers' batches cannot deadlock */
+	qsort(v, (size_t)n, sizeof(*v), vreq_cmp);
+
+	/* 1. pending → vetting, the whole batch in one transaction */
+	for (i = 0; i < n; i++)
+		before[i] = v[i].job->completed;
+	if (p25_db_begin_as(db, NULL, "system", &err) != 0)
+		goto fallback;
+	if (batch_to_vetting(db, v, n, &err) != 0)
+		goto fallback;
+	for (i = 0; i < n; i++) {
+		if (v[i].st != VR_STALE)
+			continue;
+		p25_info("vet.stale", "request %s: request moved on", v[i].rid);
+		if (p25_job_complete(db, v[i].job, &err) != 0)
+			goto fallback;
+	}
+	if (p25_db_commit(db, &err) != 0)
+		goto fallback;
+	for (i = 0; i < n; i++)
+		if (v[i].st == VR_STALE)
+			v[i].st = VR_DONE;
+
+	/* 2. DNS, no transaction open */
+	for (i = 0; i < n; i++) {
+		struct p25_prefix *addrs;
+		int naddrs;
+
+		if (v[i].st != VR_LIVE)
+			continue;
+		if (mono_ms() - t0 > 250LL * wctx.cfg.job_lease) {
+			/* slow DNS: the rest of the batch goes back to the queue
+			 * untried rather than run on a lease about to expire */
+			rcs[v[i].idx] = p25_err_set(&errs[v[i].idx], 503, P25_JOB_NOT_STARTED,
+						    "batch ran out of lease time before its DNS");
+			v[i].st = VR_DONE;
+			continue;
+		}
+		if (!dns)
+			dns = p25_dns_thread(&wctx.cfg, &errs[v[i].idx]);
+		addrs = dns ? parse_addrs(v[i].plist, &naddrs) : NULL;
+		if (dns && !addrs)
+			p25_err_set(&errs[v[i].idx], 503, "out_of_memory", "out of memory");
+		if (!addrs || p25_vet_dns(&wctx.cfg, dns, addrs, naddrs, v[i].domains,
+					  P25_VET_ALL, &v[i].checks, &errs[v[i].idx]) != 0) {
+			rcs[v[i].idx] = -1;	/* this job fails alone and is retried */
+			v[i].st = VR_DONE;
+		} else {
+			nlive++;
+		}
+		free(addrs);
+	}
+
+	/* 3. every decision of the batch in one transaction */
+	if (nlive > 0) {
+		for (i = 0; i < n; i++)
+			before[i] = v[i].job->completed;
+		if (p25_db_begin_as(db, NULL, "system", &err) != 0)
+			goto fallback;
+		for (i = 0; i < n; i++) {
+			char status[24];
+			int live;
+
+			if (v[i].st != VR_LIVE)
+				continue;
+			live = vreq_lock(db, &v[i], "vetting", status, sizeof(status), &err);
+			if (live < 0)
+				goto fallback;
+			if (live == 0) {
+				p25_info("vet.stale", "request %s: decided or withdrawn meanwhile",
+					 v[i].rid);
+				if (p25_job_complete(db, v[i].job, &err) != 0)
+					goto fallback;
+			} else if (decide_locked(db, v[i].job, v[i].rid, v[i].tenant, v[i].round,
+						 v[i].roundbuf, v[i].plist, &v[i].checks,
+						 &err) != 0) {
+				goto fallback;
+			}
+		}
+		if (p25_db_commit(db, &err) != 0)
+			goto fallback;
+		ndone = nlive;
+	}
+	goto out;
+
+fallback:
+	/* something in a batch transaction failed (a lost lease, a bad row, the
+	 * connection): nothing of it was written; every request still open runs
+	 * alone, where a failure is that job's own */
+	p25_db_rollback(db);
+	uncomplete(v, n, before);
+	p25_warn("vet.batch_fallback", "batch of %d: %s; vetting them one by one", n,
+		 err.detail[0] ? err.detail : "failed");
+	for (i = 0; i < n; i++)
+		if (v[i].st != VR_DONE)
+			rcs[v[i].idx] = p25_job_vet(v[i].job, db, &errs[v[i].idx]);
+out:
+	p25_debug("vet.batch", "batch of %d: %d decided together", n, ndone);
+	p25_err_clear(&err);
+	for (i = 0; i < n; i++) {
+		p25_checks_free(&v[i].checks);
+		json_decref(v[i].domains);
+		json_decref(v[i].plist);
+	}
+	free(v);
+	free(before);
+	return 0;
 }
