@@ -176,8 +176,8 @@ out:
  * database answers for all the others instead of thousands of identical
  * queries queueing for the pool.  An answer is reused only for the same
  * after and limit, while the feed position this process knows (feed_latest,
- * from NOTIFY) has not moved, and for at most FEED_CACHE_NS — so it is never
- * staler than a query a moment earlier, even while LISTEN is down.  Events
+ * from NOTIFY) has not moved, and for at most FEED_CACHE_NS, and only when
+ * it holds events (fcache_put says why).  Events
  * are never changed once they have a position, so an answer is a correct
  * page of the feed for as long as it is kept.
  */
@@ -210,6 +210,14 @@ fcache_put(long long after, int limit, long long latest, uint64_t at_ns, const c
 
 	if (latest < 0 || feed_latest() != latest)
 		return;		/* the feed moved during the query: keep nothing */
+	/*
+	 * An empty page is never kept: an event can be committed before this
+	 * process's NOTIFY arrives (latest unchanged), and a caller who saw the
+	 * commit must find it at once.  "[]" is in every empty page (and may be
+	 * in a reason: then a full page goes uncached, which costs only a query).
+	 */
+	if (strstr(text, "[]"))
+		return;
 	s = strdup(text);
 	if (!s)
 		return;
