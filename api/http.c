@@ -365,10 +365,15 @@ queue_reply(struct api_req *r)
 
 	static char empty[1];
 
-	resp = MHD_create_response_from_buffer(r->resp_len, r->resp ? r->resp : empty,
-					       MHD_RESPMEM_MUST_COPY);
+	/* the body (malloc'd) goes to MHD, which free()s it: no copy of a
+	 * 55 MB snapshot per answer */
+	if (r->resp)
+		resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+	else
+		resp = MHD_create_response_from_buffer(0, empty, MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
+	r->resp = NULL;
 	if (r->ctype && r->status != 304 && r->status != 204)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
 	for (i = 0; i < r->nhdrs; i++)

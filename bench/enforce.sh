@@ -15,7 +15,11 @@
 #  2. Snapshot served: the same tokens are loaded into a throwaway database
 #     (their key in signing_keys, one exemption and one current token each);
 #     GET /v1/enforcement/snapshot is timed with curl, BENCH_SNAPSHOTS (3)
-#     times.  Goal: < 1 s.
+#     times: the first builds the body (cold), the others are answered from
+#     p25-api's snapshot cache (the same feed position).  Then a feed event
+#     that changes no token (a renew carrying the current token) moves the
+#     position, and BENCH_SNAP_PAR (8) fetches start at once: one build.
+#     Goal: < 1 s.
 #  3. Snapshot applied by the agent (verify + render, not the nft load):
 #       cold  p25-enforcer --print against the API: its own timings
 #             (snapshot_timing, render_timing at --log-level debug);
@@ -35,7 +39,8 @@
 #   P25_BUILD_DIR    use the binaries there instead of building the release preset
 #   BENCH_TOKENS     tokens (100000)
 #   BENCH_POLLS      long-polls held at once (2000)
-#   BENCH_SNAPSHOTS  snapshot fetches timed (3)
+#   BENCH_SNAPSHOTS  snapshot fetches timed one after the other (3; the first is cold)
+#   BENCH_SNAP_PAR   snapshot fetches at once at a new position (8; 0: none)
 #   BENCH_ROUNDS     verification-rate rounds (5)
 #   P25_HTTP_THREADS, P25_DB_POOL_SIZE   p25-api's (its defaults when unset)
 #   BENCH_KEEP=1     keep the work folder (logs, tokens, cluster)
@@ -52,6 +57,7 @@ cd "$root"
 n_tok=${BENCH_TOKENS:-100000}
 n_polls=${BENCH_POLLS:-2000}
 n_snap=${BENCH_SNAPSHOTS:-3}
+n_par=${BENCH_SNAP_PAR:-8}
 n_rounds=${BENCH_ROUNDS:-5}
 iss=p25-bench
 
@@ -233,26 +239,64 @@ stack_ticks() {
 	done
 	echo "$t"
 }
-ticks0=$(stack_ticks)
 snap_times=()
+snap_ticks=()
 for i in $(seq "$n_snap"); do
+	ticks0=$(stack_ticks)
 	out=$(curl -sS -o "$work/snapshot.json" -w '%{http_code} %{time_total} %{size_download}' \
 		-H "Authorization: Bearer $enforcer" "$api/v1/enforcement/snapshot")
+	snap_ticks+=($(($(stack_ticks) - ticks0)))
 	read -r code t size <<<"$out"
 	[ "$code" = 200 ] || die "snapshot answered $code"
 	snap_times+=("$t")
 done
-snap_cpu=$(calc '%.3f' "($(stack_ticks) - $ticks0) / $hz / $n_snap")
 n_in_snap=$(grep -o '"ey' "$work/snapshot.json" | wc -l)
 [ "$n_in_snap" = "$n_tok" ] || die "the snapshot holds $n_in_snap tokens, not $n_tok"
-snap_med=$(printf '%s\n' "${snap_times[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+median() { sort -g | awk '{ a[NR] = $1 } END { print NR ? a[int((NR + 1) / 2)] : "n/a" }'; }
+snap_cold=${snap_times[0]}
+snap_cold_cpu=$(calc '%.3f' "${snap_ticks[0]} / $hz")
 fig snapshot.tokens "$n_in_snap" tokens
 fig snapshot.bytes "$size" bytes
-fig snapshot.served "$snap_med" s
-fig snapshot.cpu "$snap_cpu" s
-echo "# snapshot: curl time_total (request to last byte) of GET /v1/enforcement/snapshot, median of" \
-	"$n_snap: ${snap_times[*]} s; snapshot.cpu: CPU time of p25-api and the PostgreSQL processes per fetch"
-goal "$snap_med" "<" 1 "snapshot of $n_tok active tokens served < 1 s"
+fig snapshot.cold "$snap_cold" s
+fig snapshot.cold_cpu "$snap_cold_cpu" s
+if [ "$n_snap" -gt 1 ]; then
+	snap_med=$(printf '%s\n' "${snap_times[@]:1}" | median)
+	snap_cached_cpu=$(calc '%.3f' "($(printf '%s+' "${snap_ticks[@]:1}")0) / $hz / ($n_snap - 1)")
+	fig snapshot.served "$snap_med" s
+	fig snapshot.cpu "$snap_cached_cpu" s
+fi
+echo "# snapshot: curl time_total (request to last byte) of GET /v1/enforcement/snapshot, one after" \
+	"the other: ${snap_times[*]} s; the first built the body (snapshot.cold), the others were" \
+	"answered from p25-api's cache at the same position (snapshot.served: their median);" \
+	"*cpu: CPU time of p25-api and the PostgreSQL processes per fetch (ticks of 1/$hz s)"
+if [ "$n_par" -gt 0 ]; then
+	# a new position, the same tokens: a renew event carrying an exemption's current token
+	sql -c "INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, token)
+		SELECT 'renew', e.id, e.tenant_id, e.prefix, t.jws FROM exemptions e
+		JOIN tokens t ON t.exemption_id = e.id AND t.current ORDER BY e.id LIMIT 1" >/dev/null
+	ticks0=$(stack_ticks)
+	t0=$(now)
+	par_pids=()
+	for i in $(seq "$n_par"); do
+		curl -sS -o /dev/null -w '%{http_code} %{time_total}\n' -H "Authorization: Bearer $enforcer" \
+			"$api/v1/enforcement/snapshot" >"$work/par.$i" &
+		par_pids+=($!)
+	done
+	wait "${par_pids[@]}"
+	par_wall=$(calc '%.3f' "$(now) - $t0")
+	par_cpu=$(calc '%.3f' "($(stack_ticks) - $ticks0) / $hz")
+	par_times=$(cat "$work"/par.* | awk '$1 == 200 { print $2 } $1 != 200 { print "failed" }')
+	grep -q failed <<<"$par_times" && die "a concurrent snapshot fetch failed"
+	fig snapshot.par_fetches "$n_par" fetches
+	fig snapshot.par_last "$(sort -g <<<"$par_times" | tail -1)" s
+	fig snapshot.par_median "$(median <<<"$par_times")" s
+	fig snapshot.par_cpu "$par_cpu" s
+	echo "# snapshot.par: $n_par fetches started at once at a new feed position (nothing cached for" \
+		"it): one builds, the others wait for that build; last = the slowest answer (wall for all:" \
+		"$par_wall s), cpu = p25-api + PostgreSQL for all $n_par"
+fi
+goal "$snap_cold" "<" 1 "snapshot of $n_tok active tokens served < 1 s, cold (the body built)"
+[ "$n_snap" -gt 1 ] && goal "$snap_med" "<" 1 "snapshot of $n_tok active tokens served < 1 s, from the cache"
 
 # ------------------------------------------------------------- 3. the agent
 

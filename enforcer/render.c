@@ -148,7 +148,7 @@ jti_printable(const char *s)
 }
 
 static bool
-unrestricted(const struct p25_claims *c)
+unrestricted(const struct enf_claims *c)
 {
 	return c->ndest == 0 && c->rate < 0;
 }
@@ -182,7 +182,7 @@ render_set(struct enf_buf *b, const char *name, const char *type, const struct p
 static int
 render_scoped(struct enf_buf *b, const struct enf_entry *e)
 {
-	const struct p25_claims *c = &e->c;
+	const struct enf_claims *c = &e->c;
 	const char *ip;
 	struct pfx src, d[P25_MAX_DEST];
 	size_t nd = 0;
@@ -259,7 +259,7 @@ enf_render_ex(const struct enf_state *st, long long now, struct enf_buf *out,
 		}
 	}
 	for (i = 0; i < st->n; i++) {
-		const struct p25_claims *c = &st->v[i].c;
+		const struct enf_claims *c = &st->v[i].c;
 
 		if (c->exp <= now)
 			continue;	/* expired: gone, whatever the caller did */

@@ -17,7 +17,8 @@
  * delivered late cannot shorten an exemption's life or resurrect an old
  * scope.
  *
- * Memory: entries own their token strings; the array grows by doubling.
+ * Memory: an entry is about 100 bytes plus one allocation holding its token
+ * and its claims' strings (enf_entry_set); the array grows by doubling.
  * Not thread-safe (one agent thread); only the verification of a large
  * batch runs on helper threads, inside one call, each on its own slice.
  */
@@ -41,6 +42,130 @@ void
 enf_state_init(struct enf_state *st)
 {
 	memset(st, 0, sizeof(*st));
+}
+
+/* strings of a p25_claims, in the order they are laid out in a block */
+static size_t
+slen(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+
+	return n < max ? n : max - 1;
+}
+
+static char *
+put_str(char **at, const char *s, size_t max)
+{
+	char *r = *at;
+	size_t n = slen(s, max);
+
+	memcpy(r, s, n);
+	r[n] = '\0';
+	*at += n + 1;
+	return r;
+}
+
+int
+enf_entry_set(struct enf_entry *e, const char *token, const struct p25_claims *c,
+	      const unsigned char pk[32])
+{
+	size_t tl = strlen(token), sz, nd, k, ptrs;
+	char *blk, *at;
+	const char **dv = NULL;
+
+	nd = c->ndest < 0 ? 0 : c->ndest > P25_MAX_DEST ? P25_MAX_DEST : (size_t)c->ndest;
+	sz = tl + 1 + slen(c->iss, sizeof(c->iss)) + 1 + slen(c->jti, sizeof(c->jti)) + 1 +
+	     slen(c->kid, sizeof(c->kid)) + 1 + slen(c->cidr, sizeof(c->cidr)) + 1;
+	for (k = 0; k < nd; k++)
+		sz += slen(c->dest[k], sizeof(c->dest[k])) + 1;
+	/* the dest pointers after the strings, aligned */
+	ptrs = (sz + sizeof(char *) - 1) / sizeof(char *) * sizeof(char *);
+	blk = malloc(nd ? ptrs + nd * sizeof(char *) : sz);
+	if (!blk)
+		return -1;
+	memcpy(blk, token, tl + 1);
+	at = blk + tl + 1;
+	e->c.iss = put_str(&at, c->iss, sizeof(c->iss));
+	e->c.jti = put_str(&at, c->jti, sizeof(c->jti));
+	e->c.kid = put_str(&at, c->kid, sizeof(c->kid));
+	e->c.cidr = put_str(&at, c->cidr, sizeof(c->cidr));
+	if (nd) {
+		dv = (const char **)(void *)(blk + ptrs);
+		for (k = 0; k < nd; k++)
+			dv[k] = put_str(&at, c->dest[k], sizeof(c->dest[k]));
+	}
+	e->c.dest = dv;
+	e->c.ndest = (int)nd;
+	e->c.iat = c->iat;
+	e->c.nbf = c->nbf;
+	e->c.exp = c->exp;
+	e->c.rate = c->rate;
+	memcpy(e->pk, pk, 32);
+	free(e->token);
+	e->token = blk;
+	return 0;
+}
+
+void
+enf_entry_claims(const struct enf_entry *e, struct p25_claims *out)
+{
+	int k;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->iss, sizeof(out->iss), "%s", e->c.iss ? e->c.iss : "");
+	snprintf(out->jti, sizeof(out->jti), "%s", e->c.jti ? e->c.jti : "");
+	snprintf(out->kid, sizeof(out->kid), "%s", e->c.kid ? e->c.kid : "");
+	snprintf(out->cidr, sizeof(out->cidr), "%s", e->c.cidr ? e->c.cidr : "");
+	for (k = 0; k < e->c.ndest && k < P25_MAX_DEST; k++)
+		snprintf(out->dest[k], sizeof(out->dest[k]), "%s", e->c.dest[k]);
+	out->ndest = k;
+	out->iat = e->c.iat;
+	out->nbf = e->c.nbf;
+	out->exp = e->c.exp;
+	out->rate = e->c.rate;
+	out->port = 25;
+	snprintf(out->proto, sizeof(out->proto), "tcp");
+	snprintf(out->dir, sizeof(out->dir), "egress");
+}
+
+/*
+ * A copy of src's block for dst (an entry reused by a snapshot): one
+ * allocation and one copy, the pointers moved along.  0 or -1 (OOM).
+ */
+static int
+entry_copy(struct enf_entry *dst, const struct enf_entry *src)
+{
+	const char *sb = src->token, *end;
+	size_t sz;
+	char *blk;
+	int k;
+
+	/* the block ends after the cidr, or after the dest pointers (enf_entry_set) */
+	if (src->c.ndest > 0)
+		end = (const char *)(src->c.dest + src->c.ndest);
+	else
+		end = src->c.cidr + strlen(src->c.cidr) + 1;
+	sz = (size_t)(end - sb);
+	blk = malloc(sz);
+	if (!blk)
+		return -1;
+	memcpy(blk, sb, sz);
+	*dst = *src;
+	dst->token = blk;
+#define MOVE(p) (blk + ((const char *)(p) - sb))
+	dst->c.iss = MOVE(src->c.iss);
+	dst->c.jti = MOVE(src->c.jti);
+	dst->c.kid = MOVE(src->c.kid);
+	dst->c.cidr = MOVE(src->c.cidr);
+	if (src->c.ndest > 0) {
+		const char **dv = (const char **)(void *)MOVE(src->c.dest);
+
+		for (k = 0; k < src->c.ndest; k++)
+			dv[k] = MOVE(src->c.dest[k]);
+		dst->c.dest = dv;
+	}
+#undef MOVE
+	return 0;
 }
 
 static void
@@ -239,37 +364,33 @@ grow(struct enf_state *st, size_t want)
 }
 
 /*
- * Puts a verified token in (taking ownership of tok on success).  A held
- * entry with a newer iat wins.  Returns 1 added, 2 replaced, 0 ignored
- * (older), -1 OOM.
+ * Puts a verified token in (copied).  A held entry with a newer iat wins.
+ * Returns 1 added, 2 replaced, 3 the same token again, 0 ignored (older),
+ * -1 OOM (the state unchanged).
  */
 static int
-put(struct enf_state *st, char *tok, const struct p25_claims *c, const unsigned char pk[32])
+put(struct enf_state *st, const char *tok, const struct p25_claims *c,
+    const unsigned char pk[32])
 {
+	struct enf_entry ne = { 0 };
 	bool found;
 	size_t i = find_pos(st, c->jti, &found);
 
 	if (found) {
 		if (c->iat < st->v[i].c.iat)
 			return 0;
-		if (strcmp(st->v[i].token, tok) == 0) {
-			free(tok);
-			return 3;	/* the same token again */
-		}
-		free(st->v[i].token);
-		st->v[i].token = tok;
-		st->v[i].c = *c;	/* applied_exp stays: what the kernel holds */
-		memcpy(st->v[i].pk, pk, 32);
+		if (strcmp(st->v[i].token, tok) == 0)
+			return 3;
+		/* applied_exp stays: what the kernel holds */
+		if (enf_entry_set(&st->v[i], tok, c, pk) != 0)
+			return -1;
 		st->gen++;
 		return 2;
 	}
-	if (grow(st, st->n + 1) != 0)
+	if (grow(st, st->n + 1) != 0 || enf_entry_set(&ne, tok, c, pk) != 0)
 		return -1;
 	memmove(&st->v[i + 1], &st->v[i], (st->n - i) * sizeof(*st->v));
-	st->v[i].token = tok;
-	st->v[i].c = *c;
-	memcpy(st->v[i].pk, pk, 32);
-	st->v[i].applied_exp = 0;
+	st->v[i] = ne;
 	st->n++;
 	st->gen++;
 	return 1;
@@ -306,10 +427,9 @@ cmp_index(const void *a, const void *b)
 }
 
 /*
- * Sorts v[0, n) as cmp_entry says.  An entry carries its claims (about
- * 1.6 KB), so qsort() on the entries themselves moves gigabytes for a
- * 100,000-token snapshot: this sorts their indexes, then moves each entry
- * once, following the permutation's cycles in place.  0, or -1 when out of
+ * Sorts v[0, n) as cmp_entry says: sorts their indexes, then moves each
+ * entry once, following the permutation's cycles in place (an entry is
+ * ~110 bytes; qsort() on the entries would move each ~log2(n) times).  0, or -1 when out of
  * memory (v unchanged).
  */
 static int
@@ -365,22 +485,25 @@ static void *
 verify_slice(void *arg)
 {
 	struct vslice *sl = arg;
+	struct p25_claims c;
+	unsigned char pk[32];
 	size_t i;
-
 	const struct enf_entry *e;
 
 	for (i = sl->from; i < sl->to; i++) {
 		e = known_find(sl->known, sl->tokens[i]);
 		if (e && still_valid(e, sl->vf, sl->now)) {
-			sl->v[i].c = e->c;
-			memcpy(sl->v[i].pk, e->pk, 32);
+			if (entry_copy(&sl->v[i], e) != 0) {
+				sl->oom = true;
+				break;
+			}
+			sl->v[i].applied_exp = 0;
 			sl->stats.reused++;
-		} else if (!verify_token(sl->vf, sl->tokens[i], sl->now, sl->seq, &sl->v[i].c,
-					 sl->v[i].pk, &sl->stats)) {
 			continue;
 		}
-		sl->v[i].token = strdup(sl->tokens[i]);
-		if (!sl->v[i].token) {
+		if (!verify_token(sl->vf, sl->tokens[i], sl->now, sl->seq, &c, pk, &sl->stats))
+			continue;
+		if (enf_entry_set(&sl->v[i], sl->tokens[i], &c, pk) != 0) {
 			sl->oom = true;
 			break;
 		}
@@ -544,7 +667,6 @@ enf_state_apply(struct enf_state *st, const struct enf_event *ev,
 	unsigned char pk[32];
 	bool found;
 	size_t i;
-	char *tok;
 	int r;
 
 	if (ev->seq > st->seq)
@@ -558,16 +680,9 @@ enf_state_apply(struct enf_state *st, const struct enf_event *ev,
 			enf_log(ENF_WARN, "event_mismatch", "{s:I, s:s, s:s}", "seq",
 				(json_int_t)ev->seq, "event_exemption", ev->exemption,
 				"token_jti", c.jti);
-		tok = strdup(ev->token);
-		if (!tok)
+		r = put(st, ev->token, &c, pk);
+		if (r < 0)
 			return -1;
-		r = put(st, tok, &c, pk);
-		if (r < 0) {
-			free(tok);
-			return -1;
-		}
-		if (r == 0)
-			free(tok);
 		if (stats) {
 			if (r == 1)
 				stats->added++;
@@ -758,8 +873,8 @@ void
 enf_state_digest(const struct enf_state *st, long long now, unsigned char out[32])
 {
 	crypto_generichash_state h;
-	const struct p25_claims *c;
-	char line[1600];
+	const struct enf_claims *c;
+	char line[512];
 	size_t i;
 	int k, n;
 

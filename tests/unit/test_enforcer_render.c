@@ -24,21 +24,44 @@
 static void
 add(struct enf_state *st, const char *jti, const char *cidr, long long exp)
 {
+	static const unsigned char pk[32];
+	struct p25_claims c = { 0 };
 	struct enf_entry *e;
 
 	st->v = realloc(st->v, (st->n + 1) * sizeof(*st->v));
 	assert_non_null(st->v);
 	e = &st->v[st->n++];
 	memset(e, 0, sizeof(*e));
-	e->token = strdup("not-read-by-render");
-	snprintf(e->c.jti, sizeof(e->c.jti), "%s", jti);
-	snprintf(e->c.cidr, sizeof(e->c.cidr), "%s", cidr);
-	e->c.iat = NOW - 60;
-	e->c.nbf = NOW - 60;
-	e->c.exp = exp;
-	e->c.port = 25;
-	e->c.rate = -1;
+	snprintf(c.jti, sizeof(c.jti), "%s", jti);
+	snprintf(c.cidr, sizeof(c.cidr), "%s", cidr);
+	c.iat = NOW - 60;
+	c.nbf = NOW - 60;
+	c.exp = exp;
+	c.port = 25;
+	c.rate = -1;
+	assert_int_equal(enf_entry_set(e, "not-read-by-render", &c, pk), 0);
 	st->cap = st->n;
+}
+
+/* Sets an entry's cidr and destinations (its strings live in its block). */
+static void
+set_scope(struct enf_entry *e, const char *cidr, int ndest, ...)
+{
+	struct p25_claims c;
+	va_list ap;
+	int k;
+
+	enf_entry_claims(e, &c);
+	if (cidr)
+		snprintf(c.cidr, sizeof(c.cidr), "%s", cidr);
+	c.ndest = ndest;
+	va_start(ap, ndest);
+	for (k = 0; k < ndest; k++)
+		snprintf(c.dest[k], sizeof(c.dest[k]), "%s", va_arg(ap, const char *));
+	va_end(ap);
+	assert_int_equal(enf_entry_set(e, e->token, &c, e->pk), 0);
+	assert_string_equal(e->token, "not-read-by-render");
+	assert_int_equal(e->c.ndest, ndest);
 }
 
 static struct enf_entry *
@@ -185,10 +208,8 @@ test_scoped(void **state)
 	enf_state_init(&st);
 	add(&st, "ex-dest", "81.2.69.7/32", NOW + 600);
 	e = last(&st);
-	e->c.ndest = 3;
-	snprintf(e->c.dest[0], sizeof(e->c.dest[0]), "192.0.2.0/24");
-	snprintf(e->c.dest[1], sizeof(e->c.dest[1]), "2001:db8::/32");	/* other family */
-	snprintf(e->c.dest[2], sizeof(e->c.dest[2]), "198.51.100.1/32");
+	set_scope(e, NULL, 3, "192.0.2.0/24", "2001:db8::/32" /* other family */,
+		  "198.51.100.1/32");
 
 	add(&st, "ex-rate", "81.2.69.8/32", NOW + 700);
 	last(&st)->c.rate = 120;
@@ -196,14 +217,11 @@ test_scoped(void **state)
 	add(&st, "ex-both", "2a02:ff0:1::/64", NOW + 800);
 	e = last(&st);
 	e->c.rate = 3;
-	e->c.ndest = 2;
-	snprintf(e->c.dest[0], sizeof(e->c.dest[0]), "2001:db8:25::/48");
-	snprintf(e->c.dest[1], sizeof(e->c.dest[1]), "2001:db8:25:1::/64");	/* nested */
+	set_scope(e, NULL, 2, "2001:db8:25::/48", "2001:db8:25:1::/64" /* nested */);
 
 	add(&st, "ex-nofam", "81.2.69.9/32", NOW + 900);
 	e = last(&st);
-	e->c.ndest = 1;
-	snprintf(e->c.dest[0], sizeof(e->c.dest[0]), "2001:db8::/32");
+	set_scope(e, NULL, 1, "2001:db8::/32");
 
 	t = render(&st, &info);
 	has(t, "\t\t# exemption ex-dest: 2 destination(s)\n"
@@ -277,10 +295,10 @@ test_digest_and_deadlines(void **state)
 	st.v[0].c.iat = NOW;
 	enf_state_digest(&st, NOW, d2);
 	assert_memory_equal(d1, d2, 32);
-	snprintf(st.v[0].c.cidr, sizeof(st.v[0].c.cidr), "81.2.69.4/32");
+	set_scope(&st.v[0], "81.2.69.4/32", 0);
 	enf_state_digest(&st, NOW, d2);
 	assert_memory_not_equal(d1, d2, 32);
-	snprintf(st.v[0].c.cidr, sizeof(st.v[0].c.cidr), "81.2.69.5/32");
+	set_scope(&st.v[0], "81.2.69.5/32", 0);
 	st.v[0].c.rate = 10;
 	enf_state_digest(&st, NOW, d2);
 	assert_memory_not_equal(d1, d2, 32);

@@ -316,6 +316,78 @@ test_snapshot_reuse(void **state)
 	enf_state_cleanup(&st);
 }
 
+/*
+ * A scoped token (destinations and a rate) keeps its claims in the entry's
+ * compact form: after verification, after reuse by a second snapshot (the
+ * block copied, its pointers moved: the first state is freed before the
+ * claims are read again), and through a feed renewal.
+ */
+static void
+test_scoped_entry(void **state)
+{
+	struct fixture *f = *state;
+	struct enf_state st;
+	struct enf_stats stats;
+	struct enf_snapshot snap = { 0 };
+	struct p25_claims want, got;
+	const struct enf_entry *e;
+	char h[256], p[1024], *t;
+
+	snprintf(h, sizeof(h), "{\"alg\":\"EdDSA\",\"typ\":\"p25-exemption+jwt\",\"kid\":\"%s\"}",
+		 f->kid);
+	snprintf(p, sizeof(p),
+		 "{\"iss\":\"%s\",\"sub\":\"tenant-a\",\"jti\":\"ex-scoped\",\"iat\":%lld,"
+		 "\"nbf\":%lld,\"exp\":%lld,\"p25\":{\"cidr\":\"81.2.69.7/32\",\"port\":25,"
+		 "\"proto\":\"tcp\",\"dir\":\"egress\",\"request\":\"req-1\","
+		 "\"dest\":[\"192.0.2.0/24\",\"2001:db8::/32\",\"198.51.100.1/32\"],\"rate\":120}}",
+		 ISS, NOW, NOW, NOW + 600);
+	assert_int_equal(p25_jws_sign_ed25519(h, p, f->sk, &t), 0);
+	assert_int_equal(p25_token_verify(f->ks, t, ISS, NOW, 60, &want), P25_VERIFY_OK);
+	snap.seq = 5;
+	snap.n = 2;
+	snap.tokens = calloc(2, sizeof(char *));
+	assert_non_null(snap.tokens);
+	snap.tokens[0] = t;
+	snap.tokens[1] = good(f, "ex-plain", "81.2.69.8/32", NOW, NOW + 600);
+
+	enf_state_init(&st);
+	for (int round = 0; round < 2; round++) {
+		memset(&stats, 0, sizeof(stats));
+		assert_int_equal(enf_state_from_snapshot(&st, &snap, &f->vf, NOW + round, &stats), 0);
+		assert_int_equal(stats.reused, round ? 2 : 0);
+		assert_int_equal(st.n, 2);
+		e = enf_state_find(&st, "ex-scoped");
+		assert_non_null(e);
+		assert_string_equal(e->token, t);
+		assert_string_equal(e->c.iss, ISS);
+		assert_string_equal(e->c.kid, f->kid);
+		assert_string_equal(e->c.cidr, "81.2.69.7/32");
+		assert_int_equal(e->c.ndest, 3);
+		assert_string_equal(e->c.dest[0], "192.0.2.0/24");
+		assert_string_equal(e->c.dest[1], "2001:db8::/32");
+		assert_string_equal(e->c.dest[2], "198.51.100.1/32");
+		assert_int_equal(e->c.rate, 120);
+		assert_int_equal(e->c.exp, NOW + 600);
+		assert_memory_equal(e->pk, f->pk, 32);
+		enf_entry_claims(e, &got);
+		assert_string_equal(got.jti, want.jti);
+		assert_string_equal(got.cidr, want.cidr);
+		assert_int_equal(got.ndest, want.ndest);
+		for (int k = 0; k < want.ndest; k++)
+			assert_string_equal(got.dest[k], want.dest[k]);
+		assert_int_equal(got.rate, want.rate);
+		assert_int_equal(got.iat, want.iat);
+		assert_int_equal(got.nbf, want.nbf);
+		e = enf_state_find(&st, "ex-plain");
+		assert_non_null(e);
+		assert_int_equal(e->c.ndest, 0);
+		assert_null(e->c.dest);
+		assert_int_equal(e->c.rate, -1);
+	}
+	snap_free(&snap);
+	enf_state_cleanup(&st);
+}
+
 static struct enf_event
 ev(long long seq, enum enf_event_type type, const char *exemption, char *token)
 {
@@ -664,6 +736,7 @@ main(void)
 		cmocka_unit_test(test_snapshot),
 		cmocka_unit_test(test_big_snapshot),
 		cmocka_unit_test(test_snapshot_reuse),
+		cmocka_unit_test(test_scoped_entry),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_state_file),
