@@ -133,8 +133,9 @@ out:
  * fails closed with audit_unavailable).
  */
 static int
-issue_tokens(struct p25_db *db, const struct p25_issuer *is, PGresult *ex, const char *request_id,
-	     const char *tenant, const char *actor, int expires_days, struct p25_err *err)
+issue_tokens(struct p25_db *db, const struct p25_issuer *is, struct p25_issue_batch *b,
+	     PGresult *ex, const char *request_id, const char *tenant, const char *actor,
+	     int expires_days, struct p25_err *err)
 {
 	P25_STMT(store, 3,
 	    "WITH x AS (SELECT (e->>'id')::uuid AS id, e->>'prefix' AS prefix, e->>'jws' AS jws,"
@@ -146,15 +147,39 @@ issue_tokens(struct p25_db *db, const struct p25_issuer *is, PGresult *ex, const
 	    " f AS (INSERT INTO feed_events (type, exemption_id, tenant_id, prefix, token)"
 	    "   SELECT 'grant', id, $2, prefix::cidr, jws FROM x ORDER BY n RETURNING 1)"
 	    " SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM f)");
+	/* in a batch: the tokens and the exemption.grant audit rows in one
+	 * statement (an audit row not written fails closed, as p25_audit does),
+	 * the grant events at p25_issue_batch_flush() with the ids drawn here, so
+	 * that they keep their place among the transaction's other events
+	 * (p25_feed_append, migration 0011) */
+	P25_STMT(store_b, 4,
+	    "WITH x AS (SELECT (e->>'id')::uuid AS id, e->>'jws' AS jws,"
+	    "   (e->>'iat')::bigint AS iat, (e->>'exp')::bigint AS exp, e->'details' AS details, n"
+	    "   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(e, n)),"
+	    " t AS (INSERT INTO tokens (exemption_id, tenant_id, kid, jws, issued_at, expires_at)"
+	    "   SELECT id, $2, $3, jws, to_timestamp(iat), to_timestamp(exp) FROM x ORDER BY n"
+	    "   RETURNING 1),"
+	    " a AS (INSERT INTO audit_log (actor, action, object_type, object_id, tenant_id, details)"
+	    "   SELECT $4, 'exemption.grant', 'exemption', id::text, $2, details FROM x ORDER BY n"
+	    "   RETURNING 1)"
+	    " SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM a),"
+	    "   (SELECT string_agg(f.id::text, ',' ORDER BY f.id)"
+	    "    FROM (SELECT nextval('feed_events_id_seq') AS id FROM x ORDER BY n) f)");
 	struct p25_signer *signer = NULL;
+	PGresult *sres = NULL;
 	json_t *rows = json_array();
 	char *rj = NULL, *sum = NULL;
 	int i, rc = -1;
 
 	if (!rows)
 		return p25_err_set(err, 503, "out_of_memory", "out of memory");
-	if (p25_signer_load(db, is->kek, &signer, err) != 0)
+	if (b && b->signer) {
+		signer = b->signer;
+	} else if (p25_signer_load(db, is->kek, &signer, err) != 0) {
 		goto out;
+	} else if (b) {
+		b->signer = signer;	/* the batch keeps it; p25_issue_batch_end wipes it */
+	}
 	for (i = 0; i < PQntuples(ex); i++) {
 		const char *id = PQgetvalue(ex, i, 0), *cidr = PQgetvalue(ex, i, 1);
 		long long now = strtoll(PQgetvalue(ex, i, 2), NULL, 10);
@@ -202,7 +227,58 @@ issue_tokens(struct p25_db *db, const struct p25_issuer *is, PGresult *ex, const
 		p25_err_set(err, 503, "out_of_memory", "out of memory");
 		goto out;
 	}
-	{
+	if (b) {
+		const char *p[4] = { rj, tenant, p25_signer_kid(signer), actor };
+		char *ids, *save = NULL, *tok;
+		size_t k = 0;
+
+		sres = p25_db_exec(db, &store_b, p, err);
+		if (!sres)
+			goto out;
+		if (PQntuples(sres) != 1 || PQgetisnull(sres, 0, 2) ||
+		    strtoll(PQgetvalue(sres, 0, 0), NULL, 10) != PQntuples(ex)) {
+			p25_err_set(err, 500, "internal", "tokens not written");
+			goto out;
+		}
+		if (strtoll(PQgetvalue(sres, 0, 1), NULL, 10) != PQntuples(ex)) {
+			/* fail closed, as p25_audit() does */
+			p25_err_set(err, 503, "audit_unavailable", "the change was not made because"
+				    " its audit record could not be written");
+			err->retry_after = 5;
+			goto out;
+		}
+		if (!b->feed)
+			b->feed = json_array();
+		ids = strdup(PQgetvalue(sres, 0, 2));
+		if (!b->feed || !ids) {
+			free(ids);
+			p25_err_set(err, 503, "out_of_memory", "out of memory");
+			goto out;
+		}
+		for (tok = strtok_r(ids, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
+			/* row k: the k-th exemption (ids ascend in x's order) */
+			json_t *row = json_array_get(rows, k);
+			json_t *ev = row ? json_pack("{s:s, s:s, s:O, s:s, s:O, s:O}", "id", tok,
+						     "type", "grant",
+						     "exemption_id", json_object_get(row, "id"),
+						     "tenant_id", tenant,
+						     "prefix", json_object_get(row, "prefix"),
+						     "token", json_object_get(row, "jws"))
+					 : NULL;
+			if (!ev || json_array_append_new(b->feed, ev) != 0) {
+				free(ids);
+				p25_err_set(err, 503, "out_of_memory", "out of memory");
+				goto out;
+			}
+		}
+		free(ids);
+		if (k != json_array_size(rows)) {
+			p25_err_set(err, 500, "internal", "feed event ids not drawn");
+			goto out;
+		}
+		rc = 0;		/* tokens, audit rows written; the events wait for the flush */
+		goto out;
+	} else {
 		const char *p[3] = { rj, tenant, p25_signer_kid(signer) };
 		bool found;
 		sum = p25_db_text(db, &store, p, &found, err);
@@ -225,8 +301,10 @@ issue_tokens(struct p25_db *db, const struct p25_issuer *is, PGresult *ex, const
 out:
 	free(rj);
 	free(sum);
+	PQclear(sres);
 	json_decref(rows);
-	p25_signer_free(signer);
+	if (!b || b->signer != signer)
+		p25_signer_free(signer);
 	return rc;
 }
 
@@ -234,6 +312,51 @@ int
 p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id,
 	  const char *tenant, const char *actor, const struct p25_issue_opts *o,
 	  json_t **ids, struct p25_err *err)
+{
+	return p25_issue_batched(db, is, NULL, request_id, tenant, actor, o, ids, err);
+}
+
+int
+p25_issue_batch_flush(struct p25_db *db, struct p25_issue_batch *b, struct p25_err *err)
+{
+	P25_STMT(append, 1, "SELECT p25_feed_append($1::jsonb)");
+	char *fj, *n;
+	bool found = false;
+	int rc = -1;
+
+	if (!b->feed || json_array_size(b->feed) == 0)
+		return 0;
+	fj = json_dumps(b->feed, JSON_COMPACT);
+	if (!fj)
+		return p25_err_set(err, 503, "out_of_memory", "out of memory");
+	{
+		const char *p[1] = { fj };
+		n = p25_db_text(db, &append, p, &found, err);
+	}
+	if (n && strtoll(n, NULL, 10) == (long long)json_array_size(b->feed)) {
+		json_array_clear(b->feed);
+		rc = 0;
+	} else if (n) {
+		p25_err_set(err, 500, "internal", "feed events not written");
+	}
+	free(n);
+	free(fj);
+	return rc;
+}
+
+void
+p25_issue_batch_end(struct p25_issue_batch *b)
+{
+	p25_signer_free(b->signer);	/* wipes the key */
+	b->signer = NULL;
+	json_decref(b->feed);
+	b->feed = NULL;
+}
+
+int
+p25_issue_batched(struct p25_db *db, const struct p25_issuer *is, struct p25_issue_batch *b,
+		  const char *request_id, const char *tenant, const char *actor,
+		  const struct p25_issue_opts *o, json_t **ids, struct p25_err *err)
 {
 	P25_STMT(create, 7,
 	    "SELECT ex_id, ex_prefix, ex_iat, ex_exp, ex_dest, ex_rate"
@@ -281,7 +404,7 @@ p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *request_id
 		p25_err_set(err, 422, "no_prefixes", "none of the named prefixes is in the request");
 		goto done;
 	}
-	if (issue_tokens(db, is, res, request_id, tenant, actor, o->expires_days, err) != 0)
+	if (issue_tokens(db, is, b, res, request_id, tenant, actor, o->expires_days, err) != 0)
 		goto done;
 	for (i = 0; i < PQntuples(res); i++)
 		json_array_append_new(out, json_string(PQgetvalue(res, i, 0)));

@@ -15,7 +15,10 @@
  * one statement and one transaction, their DNS checks, then step 3 for all
  * of them in one transaction — one commit (one WAL flush, one turn of the
  * feed's commit-order lock) per batch instead of two per request.  The rows
- * of a decision go in one call (p25_vet_record, migration 0010).  When a
+ * of a decision go in one call (p25_vet_record, migration 0010); the
+ * signing key is unsealed once per batch and the grant feed events are
+ * written with their positions by one call before the commit
+ * (p25_issue_batched, p25_feed_append in migration 0011).  When a
  * batch transaction fails (a lost lease, a bad row, the connection) it is
  * rolled back whole and its requests are vetted one by one as above.
  * Crash safety: a worker killed anywhere leaves either nothing of step 3 or
@@ -95,7 +98,7 @@ input_cidrs(json_t *plist)
 static int
 decide_locked(struct p25_db *db, struct p25_job *job, const char *rid, const char *tenant,
 	      json_int_t round, const char *roundbuf, json_t *plist, struct p25_checks *checks,
-	      struct p25_err *err)
+	      struct p25_issue_batch *ib, struct p25_err *err)
 {
 	P25_STMT(record, 11,
 	    "SELECT p25_vet_record($1::uuid, $2, $3::integer, $4::jsonb, $5, $6::jsonb, $7, $8,"
@@ -153,7 +156,8 @@ decide_locked(struct p25_db *db, struct p25_job *job, const char *rid, const cha
 	}
 	if (strcmp(dec.decision, "approve") == 0) {
 		struct p25_issue_opts o = { wctx.policy.exemption_days, NULL, NULL, -1 };
-		if (p25_issue(db, &wctx.issuer, rid, tenant, "system:vetting", &o, NULL, err) != 0)
+		if (p25_issue_batched(db, &wctx.issuer, ib, rid, tenant, "system:vetting", &o, NULL,
+				      err) != 0)
 			goto out;
 	}
 	if (p25_job_complete(db, job, err) != 0)
@@ -270,7 +274,7 @@ p25_job_vet(struct p25_job *job, struct p25_db *db, struct p25_err *err)
 	}
 	PQclear(res);
 	res = NULL;
-	if (decide_locked(db, job, rid, tenant, round, roundbuf, plist, &checks, err) != 0)
+	if (decide_locked(db, job, rid, tenant, round, roundbuf, plist, &checks, NULL, err) != 0)
 		goto rollback;
 	if (p25_db_commit(db, err) != 0)
 		goto out;
@@ -317,32 +321,62 @@ vreq_cmp(const void *a, const void *b)
 	return strcmp(((const struct vreq *)a)->rid, ((const struct vreq *)b)->rid);
 }
 
-/* Locks the request of v and reads it: 1 when it is still to vet in its
- * round (status pending or vetting, or exactly `want` when given), 0 when
- * stale, -1 on error. */
+/*
+ * Step 3's row locks for the live requests of a batch in one statement, in
+ * id order (the order every batch takes them in): a request still vetting
+ * in its round stays VR_LIVE, the others (decided or withdrawn meanwhile)
+ * become VR_STALE.
+ */
 static int
-vreq_lock(struct p25_db *db, struct vreq *v, const char *want, char *status, size_t ssz,
-	  struct p25_err *err)
+batch_lock(struct p25_db *db, struct vreq *v, int n, struct p25_err *err)
 {
-	const char *p[1] = { v->rid };
-	PGresult *res = p25_db_exec(db, &vet_load, p, err);
-	int live;
+	P25_STMT(st, 1,
+	    "SELECT id, status, vetting_round FROM requests WHERE id = ANY ($1::uuid[])"
+	    " ORDER BY id FOR UPDATE");
+	size_t cap = 3 + (size_t)n * 40, used = 1;
+	char *ids = malloc(cap);
+	PGresult *res = NULL;
+	int i, k;
 
+	if (!ids)
+		return p25_err_set(err, 503, "out_of_memory", "out of memory");
+	ids[0] = '{';
+	for (i = 0; i < n; i++) {
+		int w;
+		if (v[i].st != VR_LIVE)
+			continue;
+		w = snprintf(ids + used, cap - used, "%s%s", used > 1 ? "," : "", v[i].rid);
+		if (w < 0 || (size_t)w >= cap - used) {
+			free(ids);
+			return p25_err_set(err, 500, "internal", "request id list too long");
+		}
+		used += (size_t)w;
+	}
+	snprintf(ids + used, cap - used, "}");
+	{
+		const char *p[1] = { ids };
+		res = p25_db_exec(db, &st, p, err);
+	}
+	free(ids);
 	if (!res)
 		return -1;
-	live = PQntuples(res) == 1 && strtoll(PQgetvalue(res, 0, 1), NULL, 10) == v->round;
-	if (live) {
-		snprintf(status, ssz, "%s", PQgetvalue(res, 0, 0));
-		live = want ? strcmp(status, want) == 0
-			    : strcmp(status, "pending") == 0 || strcmp(status, "vetting") == 0;
-	}
-	if (live && !v->plist) {
-		snprintf(v->tenant, sizeof(v->tenant), "%s", PQgetvalue(res, 0, 2));
-		v->domains = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
-		v->plist = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
+	for (i = 0; i < n; i++) {
+		bool live = false;
+
+		if (v[i].st != VR_LIVE)
+			continue;
+		for (k = 0; k < PQntuples(res); k++) {
+			if (strcmp(PQgetvalue(res, k, 0), v[i].rid) != 0)
+				continue;
+			live = strcmp(PQgetvalue(res, k, 1), "vetting") == 0 &&
+			       strtoll(PQgetvalue(res, k, 2), NULL, 10) == v[i].round;
+			break;
+		}
+		if (!live)
+			v[i].st = VR_STALE;
 	}
 	PQclear(res);
-	return live ? 1 : 0;
+	return 0;
 }
 
 /* Marks the jobs completed in a rolled-back transaction not completed. */
@@ -445,6 +479,7 @@ p25_job_vet_batch(struct p25_job **jobs, int n, struct p25_db *db, int *rcs,
 	bool *before;
 	struct p25_err err = { 0 };
 	struct p25_dns *dns = NULL;
+	struct p25_issue_batch ib = { 0 };	/* the signing key, loaded once per batch */
 	long long t0 = mono_ms();
 	int i, nlive = 0, ndone = 0;
 
@@ -534,27 +569,23 @@ p25_job_vet_batch(struct p25_job **jobs, int n, struct p25_db *db, int *rcs,
 			before[i] = v[i].job->completed;
 		if (p25_db_begin_as(db, NULL, "system", &err) != 0)
 			goto fallback;
+		if (batch_lock(db, v, n, &err) != 0)
+			goto fallback;
 		for (i = 0; i < n; i++) {
-			char status[24];
-			int live;
-
-			if (v[i].st != VR_LIVE)
-				continue;
-			live = vreq_lock(db, &v[i], "vetting", status, sizeof(status), &err);
-			if (live < 0)
-				goto fallback;
-			if (live == 0) {
+			if (v[i].st == VR_STALE) {
 				p25_info("vet.stale", "request %s: decided or withdrawn meanwhile",
 					 v[i].rid);
 				if (p25_job_complete(db, v[i].job, &err) != 0)
 					goto fallback;
-			} else if (decide_locked(db, v[i].job, v[i].rid, v[i].tenant, v[i].round,
-						 v[i].roundbuf, v[i].plist, &v[i].checks,
+			} else if (v[i].st == VR_LIVE && decide_locked(db, v[i].job, v[i].rid, v[i].tenant, v[i].round,
+						 v[i].roundbuf, v[i].plist, &v[i].checks, &ib,
 						 &err) != 0) {
 				goto fallback;
 			}
 		}
-		if (p25_db_commit(db, &err) != 0)
+		/* the grant events with their feed positions: the last statement,
+		 * so the feed's commit-order lock is held only up to the commit */
+		if (p25_issue_batch_flush(db, &ib, &err) != 0 || p25_db_commit(db, &err) != 0)
 			goto fallback;
 		ndone = nlive;
 	}
@@ -565,6 +596,7 @@ fallback:
 	 * connection): nothing of it was written; every request still open runs
 	 * alone, where a failure is that job's own */
 	p25_db_rollback(db);
+	p25_issue_batch_end(&ib);	/* its events belonged to the rolled-back transaction */
 	uncomplete(v, n, before);
 	p25_warn("vet.batch_fallback", "batch of %d: %s; vetting them one by one", n,
 		 err.detail[0] ? err.detail : "failed");
@@ -573,6 +605,7 @@ fallback:
 			rcs[v[i].idx] = p25_job_vet(v[i].job, db, &errs[v[i].idx]);
 out:
 	p25_debug("vet.batch", "batch of %d: %d decided together", n, ndone);
+	p25_issue_batch_end(&ib);	/* wipes the key */
 	p25_err_clear(&err);
 	for (i = 0; i < n; i++) {
 		p25_checks_free(&v[i].checks);

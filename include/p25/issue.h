@@ -52,6 +52,31 @@ int p25_issue(struct p25_db *db, const struct p25_issuer *is, const char *reques
 	      struct json_t **ids, struct p25_err *err);
 
 /*
+ * Several approvals in one transaction (a vetting batch): the active key is
+ * loaded and unsealed once, on the first approval, and kept in
+ * sodium_malloc'd memory until p25_issue_batch_end() wipes it; the grant
+ * feed events are kept and written with their positions by
+ * p25_issue_batch_flush() (p25_feed_append, migration 0011), the last
+ * statement before COMMIT.  Zero-initialise the struct before the first
+ * call.  After a rollback call p25_issue_batch_end() (the kept events
+ * belonged to the rolled-back transaction).
+ */
+struct p25_signer;
+struct p25_issue_batch {
+	struct p25_signer *signer;
+	struct json_t *feed;	/* pending grant events, in order */
+};
+
+/* p25_issue() inside a batch (b may be NULL: then exactly p25_issue()). */
+int p25_issue_batched(struct p25_db *db, const struct p25_issuer *is, struct p25_issue_batch *b,
+		      const char *request_id, const char *tenant, const char *actor,
+		      const struct p25_issue_opts *o, struct json_t **ids, struct p25_err *err);
+/* Writes the batch's pending feed events (none: no round trip). */
+int p25_issue_batch_flush(struct p25_db *db, struct p25_issue_batch *b, struct p25_err *err);
+/* Wipes the key, drops pending events; the struct can be used again. */
+void p25_issue_batch_end(struct p25_issue_batch *b);
+
+/*
  * Signs a (new) token for an existing exemption inside the caller's
  * transaction: marks the previous token not current, stores the new one
  * and writes a feed event of type ("grant" or "renew").

@@ -745,6 +745,27 @@ test('every request was decided once, by the policy, in round 1; checks stored o
 	const [batched] = await s.sqlJson(`SELECT max(n) AS n FROM (SELECT count(*) AS n
 		FROM decisions GROUP BY created_at) x`);
 	assert.ok(Number(batched.n) >= 2, JSON.stringify(batched));
+	// a batch's grant events are written with their positions by one call before its
+	// commit (p25_feed_append, migration 0011): every event has one, a transaction's
+	// events (one created_at) hold consecutive positions in the order they were
+	// written, and at least one batch wrote several grants at once
+	const feed = await s.sqlJson(`SELECT created_at, count(*) AS n,
+		count(seq) AS sequenced, max(seq) - min(seq) + 1 AS span,
+		(array_agg(seq ORDER BY id) = array_agg(seq ORDER BY seq)) AS in_order
+		FROM feed_events GROUP BY created_at`);
+	assert.ok(feed.length > 0);
+	for (const g of feed) {
+		assert.equal(Number(g.sequenced), Number(g.n), JSON.stringify(g));
+		assert.equal(Number(g.span), Number(g.n), JSON.stringify(g));
+		assert.equal(g.in_order, true, JSON.stringify(g));
+	}
+	assert.ok(feed.some((g) => Number(g.n) >= 2), JSON.stringify(feed));
+	// and only that function (or the commit-time trigger) sets a position: the
+	// service role cannot write one of its own
+	const [[seqPriv, tokenPriv]] = await s.sql(`SELECT
+		has_column_privilege('p25_service', 'feed_events', 'seq', 'INSERT'),
+		has_column_privilege('p25_service', 'feed_events', 'token', 'INSERT')`);
+	assert.deepEqual([seqPriv, tokenPriv], ['f', 't']);
 	const [[jobs]] = await s.sql("SELECT count(*) FROM jobs WHERE kind = 'vet' AND state <> 'done'");
 	assert.equal(jobs, '0');
 });
