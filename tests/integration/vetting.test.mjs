@@ -58,6 +58,9 @@ const SCEN = {
 	spf_deep: { addresses: ['81.2.69.24'], domains: ['spf-deep.p25.example'] },
 	spf_mx: { addresses: ['81.2.69.25'], domains: ['spf-mx.p25.example'] },
 	dmarc_missing: { addresses: ['81.2.69.26'], domains: ['dmarc-none.p25.example'] },
+	// filed twice (a second request below, before the others: the first jobs claimed,
+	// so most likely one batch): the later approval supersedes the earlier
+	twice: { addresses: ['81.2.69.30'] },
 	hostile_spf: { addresses: ['81.2.69.27'], domains: ['spf-markup.p25.example'] },
 };
 
@@ -67,7 +70,7 @@ const GOOD_RDNS = ['81.2.69.5', '81.2.69.40', '81.2.69.41', '81.2.69.42', '81.2.
 	'81.2.69.46', '81.2.69.47', '81.2.69.50', '81.2.69.51', '81.2.69.52', '81.2.69.56', '81.2.69.57',
 	'81.2.69.58', '81.2.69.59', '81.2.69.60', '81.2.69.11', '81.2.69.12', '81.2.69.13', '81.2.69.14',
 	'81.2.69.20', '81.2.69.21', '81.2.69.22', '81.2.69.23', '81.2.69.24', '81.2.69.25', '81.2.69.26',
-	'81.2.69.27', '2a02:ff0:1::25', '2a02:ff0:1:66::25', '81.2.69.28', '2a02:ff0:1::26'];
+	'81.2.69.27', '2a02:ff0:1::25', '2a02:ff0:1:66::25', '81.2.69.28', '2a02:ff0:1::26', '81.2.69.30'];
 const mailName = (ip) => {
 	let i = GOOD_RDNS.indexOf(ip);
 	assert.ok(i >= 0, ip);
@@ -202,7 +205,16 @@ before(async () => {
 	const k = await s.ctl(['keys', 'generate']);
 	assert.equal(k.code, 0, k.stderr);
 
-	await inParallel(Object.entries(SCEN), 6, async ([name, sc]) => {
+	await s.createTenant(tenantOf('twice'), { addresses: SCEN.twice.addresses });
+	tokens.twice = s.token({ sub: 't-twice-user', roles: ['tenant'], tenant: tenantOf('twice') });
+	tokens.twice2 = tokens.twice;
+	for (const name of ['twice', 'twice2']) {
+		const r = await s.api('POST', '/v1/requests', { token: tokens.twice, body: {
+			addresses: SCEN.twice.addresses, use_case: 'transactional', description: `scenario ${name}` } });
+		assert.equal(r.status, 202, `${name}: ${r.text}`);
+		req[name] = r.json;
+	}
+	await inParallel(Object.entries(SCEN).filter(([name]) => name !== 'twice'), 6, async ([name, sc]) => {
 		const tenant = tenantOf(name);
 		await s.createTenant(tenant, { addresses: sc.addresses, ...(sc.tenant ?? {}) });
 		tokens[name] = s.token({ sub: `${tenant}-user`, roles: ['tenant'], tenant });
@@ -217,7 +229,7 @@ before(async () => {
 
 	s.startWorker();
 	await waitSettled(Object.values(req).map((r) => r.id));
-	for (const name of Object.keys(SCEN)) req[name] = await get(name);
+	for (const name of [...Object.keys(SCEN), 'twice2']) req[name] = await get(name);
 });
 
 after(async () => {
@@ -722,13 +734,39 @@ describe('readiness', () => {
 
 // ------------------------------------------------------------ bookkeeping
 
+test('one prefix filed twice: both approved, the later supersedes the earlier', async (t) => {
+	assert.equal(req.twice.status, 'approved', JSON.stringify(req.twice));
+	assert.equal(req.twice2.status, 'approved', JSON.stringify(req.twice2));
+	const ex = await s.sqlJson(`SELECT e.id, e.request_id, e.status, e.status_reason,
+		(SELECT array_agg(f.type ORDER BY f.seq) FROM feed_events f WHERE f.exemption_id = e.id) AS events,
+		(SELECT min(f.seq) FROM feed_events f WHERE f.exemption_id = e.id AND f.type = 'grant') AS granted,
+		(SELECT min(f.seq) FROM feed_events f WHERE f.exemption_id = e.id AND f.type = 'revoke') AS revoked
+		FROM exemptions e WHERE e.prefix = '81.2.69.30/32' ORDER BY e.created_at`);
+	assert.equal(ex.length, 2, JSON.stringify(ex));
+	const [first, second] = ex;
+	// exactly one stays active: the one granted last; the other is revoked
+	// as superseded, its revoke after its grant, both in the feed
+	assert.deepEqual(ex.map((e) => e.status).sort(), ['active', 'revoked'], JSON.stringify(ex));
+	const live = ex.find((e) => e.status === 'active');
+	const gone = ex.find((e) => e.status === 'revoked');
+	assert.match(gone.status_reason, /supersed/);
+	assert.deepEqual(gone.events, ['grant', 'revoke']);
+	assert.deepEqual(live.events, ['grant']);
+	assert.ok(Number(gone.revoked) > Number(gone.granted), JSON.stringify(ex));
+	assert.ok(Number(live.granted) > Number(gone.granted), JSON.stringify(ex));
+	assert.notEqual(first.request_id, second.request_id);
+	const [same] = await s.sqlJson(`SELECT count(DISTINCT created_at) AS n FROM decisions
+		WHERE request_id = ANY($1::uuid[])`, [[req.twice.id, req.twice2.id]]);
+	t.diagnostic(`decided in ${Number(same.n) === 1 ? 'one batch' : 'separate transactions'}`);
+});
+
 test('every request was decided once, by the policy, in round 1; checks stored once', async () => {
 	const rows = await s.sqlJson(`SELECT r.id, r.status, r.vetting_round,
 		(SELECT count(*) FROM decisions d WHERE d.request_id = r.id) AS decisions,
 		(SELECT count(*) FROM decisions d WHERE d.request_id = r.id AND d.actor = 'policy' AND d.round = 1) AS by_policy,
 		(SELECT count(*) FROM audit_log a WHERE a.object_id = r.id::text AND a.action = 'request.decide') AS audits
 		FROM requests r`);
-	assert.equal(rows.length, Object.keys(SCEN).length);
+	assert.equal(rows.length, Object.keys(SCEN).length + 1); // + twice2
 	for (const r of rows) {
 		assert.equal(r.vetting_round, 1, JSON.stringify(r));
 		assert.equal(r.decisions, 1, JSON.stringify(r));
