@@ -62,16 +62,8 @@ function assertProblem(r, status, code) {
 	if (code) assert.equal(r.json?.code, code, r.text);
 	assert.ok(r.json.title || r.json.detail, 'a problem says what is wrong');
 }
-async function feedHead() {
-	const r = await s.api('GET', '/v1/enforcement/snapshot', { token: enforcer });
-	assert.equal(r.status, 200, r.text);
-	return r.json.seq;
-}
-async function feedAfter(seq) {
-	const r = await s.api('GET', `/v1/enforcement/feed?after=${seq}&limit=1000`, { token: enforcer });
-	assert.equal(r.status, 200, r.text);
-	return r.json.events;
-}
+const feedHead = () => s.feedHead(enforcer);
+const feedAfter = (seq) => s.feedEvents(seq, enforcer);
 const getReq = async (id, token = tenant) => {
 	const r = await s.api('GET', `/v1/requests/${id}`, { token });
 	assert.equal(r.status, 200, r.text);

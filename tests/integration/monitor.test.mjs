@@ -65,16 +65,8 @@ const exm = {}; // scenario → exemption id
 const mailName = (ip) => `mail-${'abcdefghijklmnop'[Number(ip.split('.')[3])]}.p25.example`;
 const SPREAD = ['81.2.69.10', '81.2.69.11', '81.2.69.12', '81.2.69.13', '81.2.69.14', '81.2.69.15']; // the spread tests
 
-async function feedHead() {
-	const r = await s.api('GET', '/v1/enforcement/snapshot', { token: enforcer });
-	assert.equal(r.status, 200, r.text);
-	return r.json.seq;
-}
-async function feedAfter(seq) {
-	const r = await s.api('GET', `/v1/enforcement/feed?after=${seq}&limit=1000`, { token: enforcer });
-	assert.equal(r.status, 200, r.text);
-	return r.json.events;
-}
+const feedHead = () => s.feedHead(enforcer);
+const feedAfter = (seq) => s.feedEvents(seq, enforcer);
 const getReq = async (id) => {
 	const r = await s.api('GET', `/v1/requests/${id}`, { token: tenant });
 	assert.equal(r.status, 200, r.text);

@@ -347,6 +347,20 @@ class Stack {
 		return this.spawn('worker', 'p25-worker', [], extraEnv);
 	}
 
+	/** The feed position now (the snapshot's seq), read with an enforcer TOKEN. */
+	async feedHead(token) {
+		const r = await this.api('GET', '/v1/enforcement/snapshot', { token });
+		if (r.status !== 200) throw new Error(`snapshot: ${r.status} ${r.text}`);
+		return r.json.seq;
+	}
+
+	/** The feed events after SEQ (up to 1000), read with an enforcer TOKEN. */
+	async feedEvents(seq, token) {
+		const r = await this.api('GET', `/v1/enforcement/feed?after=${seq}&limit=1000`, { token });
+		if (r.status !== 200) throw new Error(`feed: ${r.status} ${r.text}`);
+		return r.json.events;
+	}
+
 	/**
 	 * An HTTP call to the API.  body: object → JSON (Content-Type set unless
 	 * given), string or Buffer → sent as is.  Resolves to {status, headers
