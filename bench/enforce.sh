@@ -114,26 +114,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/p25-bench-enf.XXXXXX")
 chmod 755 "$work"
 declare -A pids=()
 
-start() { # NAME CMD...: in the background, output to $work/NAME.log
-	local name=$1
-	shift
-	"$@" >"$work/$name.log" 2>&1 </dev/null &
-	pids[$name]=$!
-}
-stop() { # NAME: SIGTERM, SIGKILL after 15 s; only a pid this script started
-	local pid=${pids[$1]:-} i
-	[ -n "$pid" ] || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 150); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null || true
-	unset "pids[$1]"
-}
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"	# start NAME CMD..., stop NAME
 cleanup() {
 	local rc=$?
 	set +e
