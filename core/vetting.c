@@ -1,14 +1,18 @@
 /*
  * vetting.c — the checks (see vetting.h).
  *
- * DNS checks run in two phases on one resolver:
- *   1. every DNSBL query (each host of each prefix in each zone, plus the
- *      RFC 5782 test entries of each zone), every PTR query and every DMARC
- *      query is started at once; PTR answers start their forward (A/AAAA)
- *      queries and DNSBL listings their TXT query from the callbacks; one
- *      p25_dns_wait() drives them all;
- *   2. SPF is evaluated per sender domain and address, following include,
- *      redirect, a and mx with the RFC 7208 limit of 10 lookups.
+ * DNS checks run in two phases on one resolver, for a batch of requests
+ * at once (p25_vet_dns() is the batch of one):
+ *   1. every DNSBL query (each host of each prefix in each zone of each
+ *      request, plus the RFC 5782 test entries of each zone, once per
+ *      batch), every PTR query, every DMARC query and every sender domain's
+ *      SPF record (TXT) is started at once; PTR answers start their forward
+ *      (A/AAAA) queries and DNSBL listings their TXT query from the
+ *      callbacks; one p25_dns_wait() drives them all;
+ *   2. SPF is evaluated per request, sender domain and address, following
+ *      include, redirect, a and mx with the RFC 7208 limit of 10 lookups:
+ *      all evaluations of the batch together, restarted over a per-batch
+ *      answer cache until none needs a query more (see "SPF" below).
  * Hosts: an IPv4 prefix is checked address by address (requests are at
  * most /24 by default); an IPv6 prefix at its first address, the
  * granularity DNSBLs list IPv6 at.
@@ -388,66 +392,173 @@ dmarc_answer(void *arg, int status, const unsigned char *abuf, int alen)
 /* ------------------------------------------------------------------ SPF */
 
 enum spf_result { SPF_NONE, SPF_NEUTRAL, SPF_PASS, SPF_FAIL, SPF_SOFTFAIL,
-		  SPF_TEMPERROR, SPF_PERMERROR };
+		  SPF_TEMPERROR, SPF_PERMERROR,
+		  SPF_PENDING };	/* needs an answer not in the cache yet */
 static const char *const spf_names[] = { "none", "neutral", "pass", "fail", "softfail",
 					 "temperror", "permerror" };
 
-struct sync_answer {
+/*
+ * SPF is evaluated over a per-batch answer cache, restartably: an
+ * evaluation that needs an answer the cache does not hold yet records the
+ * query (once per name and type) and stops as SPF_PENDING; the batch sends
+ * every recorded query at once, waits, and evaluates the pending ones again
+ * from the start.  Each round answers at least one more query of every
+ * pending evaluation, and an evaluation makes a bounded number of queries
+ * (the RFC 7208 limits), so the rounds are bounded too (SPF_MAX_ROUNDS is a
+ * backstop).  A failed answer is cached like any other: an evaluation sees
+ * one answer per name and type.
+ */
+#define SPF_MAX_ROUNDS 64
+#define Q_PENDING (-1000)
+
+struct ans {
+	char name[256];
+	int type;
+	bool sent, done;
 	int status;
 	unsigned char *abuf;
 	int alen;
 };
 
-static void
-sync_cb(void *arg, int status, const unsigned char *abuf, int alen)
-{
-	struct sync_answer *s = arg;
+struct ans_cache {
+	struct ans **v;
+	int n, cap;
+	int nwant;	/* recorded, not sent yet */
+	bool oom;
+};
 
-	s->status = status;
+static void
+cache_free(struct ans_cache *c)
+{
+	int i;
+
+	for (i = 0; i < c->n; i++) {
+		free(c->v[i]->abuf);
+		free(c->v[i]);
+	}
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The entry of (name, type), recorded as wanted when new; NULL when out of
+ * memory (c->oom) or for a name too long to be one. */
+static struct ans *
+cache_get(struct ans_cache *c, const char *name, int type)
+{
+	size_t len = strlen(name);
+	struct ans *a;
+	int i;
+
+	for (i = 0; i < c->n; i++)
+		if (c->v[i]->type == type && strcasecmp(c->v[i]->name, name) == 0)
+			return c->v[i];
+	if (len >= sizeof(a->name))
+		return NULL;
+	if (c->n == c->cap) {
+		int cap = c->cap ? c->cap * 2 : 32;
+		struct ans **nv = realloc(c->v, (size_t)cap * sizeof(*nv));
+		if (!nv) {
+			c->oom = true;
+			return NULL;
+		}
+		c->v = nv;
+		c->cap = cap;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		c->oom = true;
+		return NULL;
+	}
+	memcpy(a->name, name, len + 1);
+	a->type = type;
+	a->status = ARES_ETIMEOUT;
+	c->v[c->n++] = a;
+	c->nwant++;
+	return a;
+}
+
+static void
+ans_cb(void *arg, int status, const unsigned char *abuf, int alen)
+{
+	struct ans *a = arg;
+
+	a->done = true;
+	a->status = status;
 	if (status == ARES_SUCCESS && abuf && alen > 0) {
-		s->abuf = malloc((size_t)alen);
-		if (s->abuf) {
-			memcpy(s->abuf, abuf, (size_t)alen);
-			s->alen = alen;
+		a->abuf = malloc((size_t)alen);
+		if (a->abuf) {
+			memcpy(a->abuf, abuf, (size_t)alen);
+			a->alen = alen;
+		} else {
+			a->status = ARES_ENOMEM;
 		}
 	}
 }
 
-/* One query, waited for. */
-static int
-sync_query(struct p25_dns *dns, const char *name, int type, struct sync_answer *a)
+/* Starts every recorded query (p25_dns_wait() answers them). */
+static void
+cache_send(struct ans_cache *c, struct p25_dns *dns)
 {
-	memset(a, 0, sizeof(*a));
-	a->status = ARES_ETIMEOUT;
-	p25_dns_query(dns, name, type, sync_cb, a);
-	p25_dns_wait(dns);
+	int i;
+
+	for (i = 0; i < c->n; i++) {
+		struct ans *a = c->v[i];
+		if (a->sent)
+			continue;
+		a->sent = true;
+		p25_dns_query(dns, a->name, a->type, ans_cb, a);
+	}
+	c->nwant = 0;
+}
+
+/* The answer to (name, type): its status (abuf/alen on success), or
+ * Q_PENDING when it is not in the cache yet (it is then recorded). */
+static int
+cache_lookup(struct ans_cache *c, const char *name, int type,
+	     const unsigned char **abuf, int *alen)
+{
+	struct ans *a = cache_get(c, name, type);
+
+	*abuf = NULL;
+	*alen = 0;
+	if (!a)
+		return c->oom ? ARES_ENOMEM : ARES_EBADNAME;
+	if (!a->done)
+		return Q_PENDING;
+	*abuf = a->abuf;
+	*alen = a->alen;
 	return a->status;
 }
 
-/* Does host match name's A/AAAA records, within cidr bits? */
+/* Does host match name's A/AAAA records, within cidr bits?  1, 0, -1 (DNS
+ * error), -3 (pending). */
 static int
-spf_match_name(struct p25_dns *dns, const char *name, const struct p25_prefix *host,
+spf_match_name(struct ans_cache *c, const char *name, const struct p25_prefix *host,
 	       int cidr, int *lookups_void)
 {
-	struct sync_answer a;
-	int i, n, match = 0, bits = cidr >= 0 ? cidr : (host->family == AF_INET ? 32 : 128);
+	const unsigned char *abuf;
+	int alen, st, i, n, match = 0, bits = cidr >= 0 ? cidr : (host->family == AF_INET ? 32 : 128);
 	struct p25_prefix net;
 
-	if (sync_query(dns, name, host->family == AF_INET ? ns_t_a : ns_t_aaaa, &a) != ARES_SUCCESS) {
-		free(a.abuf);
-		if (p25_dns_status_absent(a.status)) {
+	st = cache_lookup(c, name, host->family == AF_INET ? ns_t_a : ns_t_aaaa, &abuf, &alen);
+	if (st == Q_PENDING)
+		return -3;
+	if (st != ARES_SUCCESS) {
+		if (p25_dns_status_absent(st)) {
 			(*lookups_void)++;
 			return 0;
 		}
 		return -1;
 	}
+	if (!abuf)
+		return 0;
 	memset(&net, 0, sizeof(net));
 	net.family = host->family;
 	net.len = bits;
 	if (host->family == AF_INET) {
 		struct ares_addrttl t[16];
 		n = 16;
-		if (ares_parse_a_reply(a.abuf, a.alen, NULL, t, &n) == ARES_SUCCESS)
+		if (ares_parse_a_reply(abuf, alen, NULL, t, &n) == ARES_SUCCESS)
 			for (i = 0; i < n && !match; i++) {
 				memcpy(net.addr, &t[i].ipaddr, 4);
 				match = p25_prefix_contains(&net, host) ||
@@ -456,14 +567,13 @@ spf_match_name(struct p25_dns *dns, const char *name, const struct p25_prefix *h
 	} else {
 		struct ares_addr6ttl t[16];
 		n = 16;
-		if (ares_parse_aaaa_reply(a.abuf, a.alen, NULL, t, &n) == ARES_SUCCESS)
+		if (ares_parse_aaaa_reply(abuf, alen, NULL, t, &n) == ARES_SUCCESS)
 			for (i = 0; i < n && !match; i++) {
 				memcpy(net.addr, &t[i].ip6addr, 16);
 				match = p25_prefix_contains(&net, host) ||
 					(bits == 128 && memcmp(net.addr, host->addr, 16) == 0);
 			}
 	}
-	free(a.abuf);
 	return match;
 }
 
@@ -477,12 +587,13 @@ prefix_mask(struct p25_prefix *p)
 		p->addr[i / 8] &= (unsigned char)~(0x80 >> (i % 8));
 }
 
-static enum spf_result spf_eval(struct p25_dns *dns, const char *domain,
+static enum spf_result spf_eval(struct ans_cache *c, const char *domain,
 				const struct p25_prefix *host, int depth, int *lookups,
 				int *voids, char *record, size_t rlen);
 
+/* 1 match, 0 no match, -1 temperror, -2 permerror, -3 pending. */
 static int
-spf_mechanism(struct p25_dns *dns, const char *mech, const char *domain,
+spf_mechanism(struct ans_cache *c, const char *mech, const char *domain,
 	      const struct p25_prefix *host, int depth, int *lookups, int *voids,
 	      enum spf_result *sub)
 {
@@ -537,8 +648,10 @@ spf_mechanism(struct p25_dns *dns, const char *mech, const char *domain,
 		char rec[8];
 		if (++(*lookups) > 10)
 			return -2;
-		r = spf_eval(dns, target, host, depth + 1, lookups, voids, rec, sizeof(rec));
+		r = spf_eval(c, target, host, depth + 1, lookups, voids, rec, sizeof(rec));
 		*sub = r;
+		if (r == SPF_PENDING)
+			return -3;
 		if (r == SPF_PASS)
 			return 1;
 		if (r == SPF_TEMPERROR)
@@ -550,36 +663,42 @@ spf_mechanism(struct p25_dns *dns, const char *mech, const char *domain,
 	if (strncasecmp(mech, "a", 1) == 0 && (mech[1] == '\0' || mech[1] == ':' || mech[1] == '/')) {
 		if (++(*lookups) > 10)
 			return -2;
-		return spf_match_name(dns, target, host, cidr, voids);
+		return spf_match_name(c, target, host, cidr, voids);
 	}
 	if (strncasecmp(mech, "mx", 2) == 0 && (mech[2] == '\0' || mech[2] == ':' || mech[2] == '/')) {
-		struct sync_answer a;
+		const unsigned char *abuf;
 		struct ares_mx_reply *mx = NULL, *m;
-		int k = 0, rc = 0;
+		int alen, st, k = 0, rc = 0;
 		if (++(*lookups) > 10)
 			return -2;
-		if (sync_query(dns, target, ns_t_mx, &a) != ARES_SUCCESS) {
-			free(a.abuf);
-			if (p25_dns_status_absent(a.status)) {
+		st = cache_lookup(c, target, ns_t_mx, &abuf, &alen);
+		if (st == Q_PENDING)
+			return -3;
+		if (st != ARES_SUCCESS) {
+			if (p25_dns_status_absent(st)) {
 				(*voids)++;
 				return 0;
 			}
 			return -1;
 		}
-		if (ares_parse_mx_reply(a.abuf, a.alen, &mx) == ARES_SUCCESS)
-			for (m = mx; m && k < 10 && rc == 0; m = m->next, k++)
-				rc = spf_match_name(dns, m->host, host, cidr, voids);
+		if (abuf && ares_parse_mx_reply(abuf, alen, &mx) == ARES_SUCCESS) {
+			/* every exchanger's address in the same round, not one a round */
+			for (m = mx, k = 0; m && k < 10; m = m->next, k++)
+				cache_get(c, m->host, host->family == AF_INET ? ns_t_a : ns_t_aaaa);
+			for (m = mx, k = 0; m && k < 10 && rc == 0; m = m->next, k++)
+				rc = spf_match_name(c, m->host, host, cidr, voids);
+		}
 		ares_free_data(mx);
-		free(a.abuf);
 		return rc;
 	}
 	if (strncasecmp(mech, "exists:", 7) == 0) {
-		struct sync_answer a;
-		int st;
+		const unsigned char *abuf;
+		int alen, st;
 		if (++(*lookups) > 10)
 			return -2;
-		st = sync_query(dns, target, ns_t_a, &a);
-		free(a.abuf);
+		st = cache_lookup(c, target, ns_t_a, &abuf, &alen);
+		if (st == Q_PENDING)
+			return -3;
 		return st == ARES_SUCCESS ? 1 : p25_dns_status_absent(st) ? 0 : -1;
 	}
 	if (strncasecmp(mech, "ptr", 3) == 0) {	/* deprecated (RFC 7208 5.5) */
@@ -591,27 +710,29 @@ spf_mechanism(struct p25_dns *dns, const char *mech, const char *domain,
 }
 
 static enum spf_result
-spf_eval(struct p25_dns *dns, const char *domain, const struct p25_prefix *host,
+spf_eval(struct ans_cache *c, const char *domain, const struct p25_prefix *host,
 	 int depth, int *lookups, int *voids, char *record, size_t rlen)
 {
-	struct sync_answer a;
+	const unsigned char *abuf;
 	struct ares_txt_ext *txt = NULL, *t;
 	char rec[2048] = "", redirect[256] = "";
-	int nrec = 0;
+	int nrec = 0, alen, st;
 	char *save = NULL, *term;
 	enum spf_result res = SPF_NEUTRAL;
 
 	if (depth > 10 || *voids > 2)
 		return SPF_PERMERROR;
-	if (sync_query(dns, domain, ns_t_txt, &a) != ARES_SUCCESS) {
-		free(a.abuf);
-		if (p25_dns_status_absent(a.status)) {
+	st = cache_lookup(c, domain, ns_t_txt, &abuf, &alen);
+	if (st == Q_PENDING)
+		return SPF_PENDING;
+	if (st != ARES_SUCCESS) {
+		if (p25_dns_status_absent(st)) {
 			(*voids)++;
 			return SPF_NONE;
 		}
 		return SPF_TEMPERROR;
 	}
-	if (ares_parse_txt_reply_ext(a.abuf, a.alen, &txt) == ARES_SUCCESS) {
+	if (abuf && ares_parse_txt_reply_ext(abuf, alen, &txt) == ARES_SUCCESS) {
 		char cur[2048];
 		size_t used = 0;
 		bool in = false;
@@ -636,7 +757,6 @@ spf_eval(struct p25_dns *dns, const char *domain, const struct p25_prefix *host,
 		}
 		ares_free_data(txt);
 	}
-	free(a.abuf);
 	for (char *p = rec; *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
 			*p = '?';
@@ -659,7 +779,9 @@ spf_eval(struct p25_dns *dns, const char *domain, const struct p25_prefix *host,
 			continue;	/* other modifiers (exp=) */
 		if (strchr("+-~?", term[0]))
 			q = *term++;
-		m = spf_mechanism(dns, term, domain, host, depth, lookups, voids, &sub);
+		m = spf_mechanism(c, term, domain, host, depth, lookups, voids, &sub);
+		if (m == -3)
+			return SPF_PENDING;
 		if (m == -1)
 			return SPF_TEMPERROR;
 		if (m == -2)
@@ -676,7 +798,7 @@ spf_eval(struct p25_dns *dns, const char *domain, const struct p25_prefix *host,
 	if (redirect[0]) {
 		if (++(*lookups) > 10)
 			return SPF_PERMERROR;
-		res = spf_eval(dns, redirect, host, depth + 1, lookups, voids, NULL, 0);
+		res = spf_eval(c, redirect, host, depth + 1, lookups, voids, NULL, 0);
 		return res == SPF_NONE ? SPF_PERMERROR : res;
 	}
 	return res;
@@ -684,107 +806,82 @@ spf_eval(struct p25_dns *dns, const char *domain, const struct p25_prefix *host,
 
 /* ------------------------------------------------------------ the run */
 
-int
-p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
-	    const struct p25_prefix *addrs, int naddrs, json_t *domains, unsigned what,
-	    struct p25_checks *out, struct p25_err *err)
+/* One request of a batch: what phase 1 asked and heard. */
+struct vet_req {
+	struct p25_vet_input *in;
+	struct host *hosts;
+	int nhosts;
+	struct bl_query *bq;	/* nhosts per zone */
+	int nbq;
+	struct ptr_ctx *pc;
+	struct dmarc_query *dq;
+	size_t ndom;
+	bool failed;
+};
+
+/* One SPF evaluation: a sender domain of a request for one of its prefixes
+ * (its first host). */
+struct spf_job {
+	struct vet_req *req;
+	size_t d;
+	int p;
+	struct p25_prefix host;
+	enum spf_result r;
+	int lookups;
+	bool done;
+	char record[512];
+};
+
+static void
+req_fail(struct vet_req *r, const char *why)
 {
-	struct bl_state st;
-	struct host *hosts = NULL;
-	struct bl_query *bq = NULL;
-	struct ptr_ctx *pc = NULL;
-	struct dmarc_query *dq = NULL;
-	int nhosts, nbq = 0, z, i, p, rc = -1;
-	size_t ndom = domains && (what & P25_VET_MAIL) ? json_array_size(domains) : 0, d;
-	char *zones = strdup(cfg->dnsbl_zones), *save = NULL, *tok;
+	if (r->failed)
+		return;
+	r->failed = true;
+	r->in->rc = p25_err_set(r->in->err, 503, "out_of_memory", "%s", why);
+}
 
-	memset(&st, 0, sizeof(st));
-	for (tok = zones && (what & P25_VET_DNSBL) ? strtok_r(zones, ", ", &save) : NULL;
-	     tok && st.nzones < MAX_ZONES; tok = strtok_r(NULL, ", ", &save))
-		snprintf(st.zones[st.nzones++], sizeof(st.zones[0]), "%s", tok);
-	free(zones);
+/* The zones' own health (RFC 5782 §5) from their test queries. */
+static void
+zone_health(struct bl_state *st, const struct bl_query *tq, int ntq)
+{
+	int i;
 
-	nhosts = hosts_expand(addrs, naddrs, &hosts);
-	if (nhosts < 0)
-		goto oom;
-	bq = calloc((size_t)(nhosts + 2) * (size_t)(st.nzones ? st.nzones : 1), sizeof(*bq));
-	pc = calloc((size_t)nhosts, sizeof(*pc));
-	dq = calloc(ndom ? ndom : 1, sizeof(*dq));
-	if (!bq || !pc || !dq)
-		goto oom;
-
-	/* phase 1: everything at once */
-	for (z = 0; z < st.nzones; z++) {
-		static const char *const tests[2] = { "127.0.0.2", "127.0.0.1" };
-		for (i = 0; i < 2; i++) {
-			struct bl_query *q = &bq[nbq++];
-			struct p25_err e = { 0 };
-			struct p25_prefix t;
-			p25_prefix_parse(tests[i], &t, &e);
-			p25_err_clear(&e);
-			q->zone = z;
-			q->test_listed_expected = i == 0;
-			q->dns = dns;
-			q->status = ARES_ETIMEOUT;
-			p25_dnsbl_qname(&t, st.zones[z], q->qname, sizeof(q->qname));
-			p25_dns_query(dns, q->qname, ns_t_a, bl_answer, q);
-		}
-		for (i = 0; i < nhosts; i++) {
-			struct bl_query *q = &bq[nbq++];
-			q->host = &hosts[i];
-			q->zone = z;
-			q->dns = dns;
-			q->status = ARES_ETIMEOUT;
-			if (p25_dnsbl_qname(&hosts[i].addr, st.zones[z], q->qname, sizeof(q->qname)) < 0) {
-				q->status = ARES_EBADNAME;
-				continue;
-			}
-			p25_dns_query(dns, q->qname, ns_t_a, bl_answer, q);
-		}
-	}
-	for (i = 0; (what & P25_VET_RDNS) && i < nhosts; i++) {
-		char qn[P25_QNAME_MAX];
-		pc[i].host = &hosts[i];
-		pc[i].dns = dns;
-		hosts[i].ptr_status = ARES_ETIMEOUT;
-		p25_ptr_qname(&hosts[i].addr, qn, sizeof(qn));
-		p25_dns_query(dns, qn, ns_t_ptr, ptr_answer, &pc[i]);
-	}
-	for (d = 0; d < ndom; d++) {
-		char qn[300];
-		snprintf(dq[d].domain, sizeof(dq[d].domain), "%s",
-			 json_string_value(json_array_get(domains, d)));
-		dq[d].status = ARES_ETIMEOUT;
-		snprintf(qn, sizeof(qn), "_dmarc.%s", dq[d].domain);
-		p25_dns_query(dns, qn, ns_t_txt, dmarc_answer, &dq[d]);
-	}
-	p25_dns_wait(dns);
-
-	/* the zones' own health (RFC 5782 §5) */
-	for (i = 0; i < nbq; i++) {
-		struct bl_query *q = &bq[i];
-		if (q->host)
-			continue;
+	for (i = 0; i < ntq; i++) {
+		const struct bl_query *q = &tq[i];
 		if (q->test_listed_expected && q->status != ARES_SUCCESS) {
-			st.zone_broken[q->zone] = true;
-			snprintf(st.zone_why[q->zone], sizeof(st.zone_why[0]),
+			st->zone_broken[q->zone] = true;
+			snprintf(st->zone_why[q->zone], sizeof(st->zone_why[0]),
 				 "test entry 127.0.0.2 not listed (%s)", p25_dns_status_name(q->status));
 		} else if (!q->test_listed_expected && q->status == ARES_SUCCESS) {
-			st.zone_broken[q->zone] = true;
-			snprintf(st.zone_why[q->zone], sizeof(st.zone_why[0]),
+			st->zone_broken[q->zone] = true;
+			snprintf(st->zone_why[q->zone], sizeof(st->zone_why[0]),
 				 "127.0.0.1 is listed: the list answers for everything");
 		} else if (!q->test_listed_expected && !p25_dns_status_absent(q->status)) {
-			st.zone_broken[q->zone] = true;
-			snprintf(st.zone_why[q->zone], sizeof(st.zone_why[0]),
+			st->zone_broken[q->zone] = true;
+			snprintf(st->zone_why[q->zone], sizeof(st->zone_why[0]),
 				 "test query failed (%s)", p25_dns_status_name(q->status));
 		}
 	}
+}
+
+/* Phase 1's rows of one request: DNSBL, rDNS, DMARC. */
+static int
+rows_phase1(const struct bl_state *st, const struct vet_req *r, unsigned what)
+{
+	const struct p25_prefix *addrs = r->in->addrs;
+	int naddrs = r->in->naddrs, nhosts = r->nhosts, nbq = r->nbq, z, i, p;
+	const struct host *hosts = r->hosts;
+	const struct bl_query *bq = r->bq;
+	const struct dmarc_query *dq = r->dq;
+	struct p25_checks *out = r->in->out;
+	size_t d;
 
 	/* DNSBL rows: per prefix and zone, one row per reason code found */
 	for (p = 0; p < naddrs; p++) {
 		char ptxt[P25_PREFIX_STRLEN];
 		p25_prefix_format(&addrs[p], ptxt, sizeof(ptxt));
-		for (z = 0; z < st.nzones; z++) {
+		for (z = 0; z < st->nzones; z++) {
 			static const char *const codes[] = { "dnsbl_drop", "dnsbl_sbl", "dnsbl_css",
 				"dnsbl_xbl", "dnsbl_other", "dnsbl_pbl", "dnsbl_error" };
 			json_t *listed = json_array(), *errors = json_array();
@@ -793,19 +890,19 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 			size_t c;
 			char subject[300];
 
-			snprintf(subject, sizeof(subject), "%.64s in %.200s", ptxt, st.zones[z]);
+			snprintf(subject, sizeof(subject), "%.64s in %.200s", ptxt, st->zones[z]);
 			for (i = 0; i < nbq; i++) {
-				struct bl_query *q = &bq[i];
+				const struct bl_query *q = &bq[i];
 				int k;
 				if (!q->host || q->zone != z || q->host->prefix_idx != p)
 					continue;
 				checked++;
-				if (st.zone_broken[z] || (q->status != ARES_SUCCESS &&
+				if (st->zone_broken[z] || (q->status != ARES_SUCCESS &&
 				    !p25_dns_status_absent(q->status))) {
 					if (json_array_size(errors) < 16)
 						json_array_append_new(errors, json_pack("{s:s, s:s}",
-						    "address", q->host->text, "error", st.zone_broken[z]
-						    ? st.zone_why[z] : p25_dns_status_name(q->status)));
+						    "address", q->host->text, "error", st->zone_broken[z]
+						    ? st->zone_why[z] : p25_dns_status_name(q->status)));
 					continue;
 				}
 				for (k = 0; k < q->ncodes; k++) {
@@ -831,11 +928,14 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 				struct p25_check *k = p25_checks_add(out, "dnsbl", subject,
 				    strcmp(codes[c], "dnsbl_error") == 0 ? P25_ERROR
 				    : strcmp(codes[c], "dnsbl_pbl") == 0 ? P25_WARN : P25_FAIL,
-				    codes[c], bl_hint(codes[c], st.zones[z]));
-				if (!k)
-					goto oom;
+				    codes[c], bl_hint(codes[c], st->zones[z]));
+				if (!k) {
+					json_decref(listed);
+					json_decref(errors);
+					return -1;
+				}
 				k->prefix_idx = p;
-				json_object_set_new(k->evidence, "zone", json_string(st.zones[z]));
+				json_object_set_new(k->evidence, "zone", json_string(st->zones[z]));
 				json_object_set_new(k->evidence, "checked", json_integer(checked));
 				json_object_set(k->evidence, "listed", listed);
 				if (json_array_size(errors))
@@ -845,10 +945,13 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 			if (!any) {
 				struct p25_check *k = p25_checks_add(out, "dnsbl", subject, P25_PASS, NULL,
 								     "not listed");
-				if (!k)
-					goto oom;
+				if (!k) {
+					json_decref(listed);
+					json_decref(errors);
+					return -1;
+				}
 				k->prefix_idx = p;
-				json_object_set_new(k->evidence, "zone", json_string(st.zones[z]));
+				json_object_set_new(k->evidence, "zone", json_string(st->zones[z]));
 				json_object_set_new(k->evidence, "checked", json_integer(checked));
 			}
 			json_decref(listed);
@@ -878,7 +981,7 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 
 		p25_prefix_format(&addrs[p], ptxt, sizeof(ptxt));
 		for (i = 0; i < nhosts; i++) {
-			struct host *h = &hosts[i];
+			const struct host *h = &hosts[i];
 			json_t *names, *o;
 			bool generic = false, valid = true;
 			int k;
@@ -916,8 +1019,10 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 			if (!has[c])
 				continue;
 			k = p25_checks_add(out, "rdns", ptxt, rc_tab[c].o, rc_tab[c].code, rc_tab[c].hint);
-			if (!k)
-				goto oom;
+			if (!k) {
+				json_decref(hj);
+				return -1;
+			}
 			k->prefix_idx = p;
 			json_object_set(k->evidence, "hosts", hj);
 			any = true;
@@ -925,15 +1030,17 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 		if (!any) {
 			struct p25_check *k = p25_checks_add(out, "rdns", ptxt, P25_PASS, NULL,
 			    "reverse DNS is forward-confirmed");
-			if (!k)
-				goto oom;
+			if (!k) {
+				json_decref(hj);
+				return -1;
+			}
 			json_object_set(k->evidence, "hosts", hj);
 		}
 		json_decref(hj);
 	}
 
 	/* DMARC rows */
-	for (d = 0; d < ndom; d++) {
+	for (d = 0; d < r->ndom; d++) {
 		struct p25_check *k;
 		if (dq[d].found)
 			k = p25_checks_add(out, "dmarc", dq[d].domain, P25_PASS, NULL, "DMARC is published");
@@ -944,66 +1051,265 @@ p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 			k = p25_checks_add(out, "dmarc", dq[d].domain, P25_ERROR, "dmarc_error",
 			    "DMARC could not be looked up; ask for a recheck later");
 		if (!k)
-			goto oom;
+			return -1;
 		json_object_set_new(k->evidence, "dns", json_string(p25_dns_status_name(dq[d].status)));
 		if (dq[d].record[0])
 			json_object_set_new(k->evidence, "record", json_string(dq[d].record));
 	}
+	return 0;
+}
 
-	/* phase 2: SPF per domain and prefix (first host of each prefix) */
-	for (d = 0; d < ndom; d++) {
-		for (p = 0; p < naddrs; p++) {
-			struct p25_prefix h = addrs[p];
-			char subject[300], ptxt[P25_PREFIX_STRLEN], record[512] = "";
-			int lookups = 0, voids = 0;
-			enum spf_result r;
-			struct p25_check *k;
+/* The SPF row of one evaluation. */
+static int
+row_spf(const struct spf_job *j)
+{
+	const struct vet_req *r = j->req;
+	char subject[300], ptxt[P25_PREFIX_STRLEN];
+	struct p25_check *k;
 
-			h.len = h.family == AF_INET ? 32 : 128;
-			p25_prefix_format(&addrs[p], ptxt, sizeof(ptxt));
-			snprintf(subject, sizeof(subject), "%.200s for %.64s", dq[d].domain, ptxt);
-			r = spf_eval(dns, dq[d].domain, &h, 0, &lookups, &voids, record, sizeof(record));
-			switch (r) {
-			case SPF_PASS:
-				k = p25_checks_add(out, "spf", subject, P25_PASS, NULL,
-						   "SPF authorizes the address");
-				break;
-			case SPF_NONE:
-				k = p25_checks_add(out, "spf", subject, P25_WARN, "spf_missing",
-				    "publish an SPF record (v=spf1 ip4:… -all) that names this address");
-				break;
-			case SPF_TEMPERROR:
-				k = p25_checks_add(out, "spf", subject, P25_ERROR, "spf_error",
-				    "SPF could not be evaluated (DNS error); ask for a recheck later");
-				break;
-			case SPF_PERMERROR:
-				k = p25_checks_add(out, "spf", subject, P25_WARN, "spf_fail",
-				    "the SPF record is invalid or needs more than 10 lookups: fix it");
-				break;
-			default:
-				k = p25_checks_add(out, "spf", subject, P25_WARN, "spf_fail",
-				    "SPF does not authorize this address: add it to the record "
-				    "(ip4:/ip6: or an include)");
-				break;
-			}
-			if (!k)
-				goto oom;
-			json_object_set_new(k->evidence, "result", json_string(spf_names[r]));
-			json_object_set_new(k->evidence, "lookups", json_integer(lookups));
-			if (record[0])
-				json_object_set_new(k->evidence, "record", json_string(record));
+	p25_prefix_format(&r->in->addrs[j->p], ptxt, sizeof(ptxt));
+	snprintf(subject, sizeof(subject), "%.200s for %.64s", r->dq[j->d].domain, ptxt);
+	switch (j->r) {
+	case SPF_PASS:
+		k = p25_checks_add(r->in->out, "spf", subject, P25_PASS, NULL,
+				   "SPF authorizes the address");
+		break;
+	case SPF_NONE:
+		k = p25_checks_add(r->in->out, "spf", subject, P25_WARN, "spf_missing",
+		    "publish an SPF record (v=spf1 ip4:… -all) that names this address");
+		break;
+	case SPF_TEMPERROR:
+		k = p25_checks_add(r->in->out, "spf", subject, P25_ERROR, "spf_error",
+		    "SPF could not be evaluated (DNS error); ask for a recheck later");
+		break;
+	case SPF_PERMERROR:
+		k = p25_checks_add(r->in->out, "spf", subject, P25_WARN, "spf_fail",
+		    "the SPF record is invalid or needs more than 10 lookups: fix it");
+		break;
+	default:
+		k = p25_checks_add(r->in->out, "spf", subject, P25_WARN, "spf_fail",
+		    "SPF does not authorize this address: add it to the record "
+		    "(ip4:/ip6: or an include)");
+		break;
+	}
+	if (!k)
+		return -1;
+	json_object_set_new(k->evidence, "result", json_string(spf_names[j->r]));
+	json_object_set_new(k->evidence, "lookups", json_integer(j->lookups));
+	if (j->record[0])
+		json_object_set_new(k->evidence, "record", json_string(j->record));
+	return 0;
+}
+
+int
+p25_vet_dns_batch(const struct p25_config *cfg, struct p25_dns *dns,
+		  struct p25_vet_input *in, int n, unsigned what, struct p25_err *err)
+{
+	struct bl_state st;
+	struct bl_query tq[2 * MAX_ZONES];	/* the zones' test entries, once per batch */
+	struct vet_req *reqs = NULL;
+	struct spf_job *jobs = NULL;
+	struct ans_cache cache = { 0 };
+	int r, z, i, p, ntq = 0, njobs = 0, totalhosts = 0, round, rc = 0;
+	char *zones = NULL, *save = NULL, *tok;
+	size_t d;
+
+	for (r = 0; r < n; r++)
+		in[r].rc = 0;
+	memset(&st, 0, sizeof(st));
+	memset(tq, 0, sizeof(tq));
+	if (what & P25_VET_DNSBL) {
+		zones = strdup(cfg->dnsbl_zones);
+		if (!zones)
+			goto oom;
+	}
+	for (tok = zones ? strtok_r(zones, ", ", &save) : NULL;
+	     tok && st.nzones < MAX_ZONES; tok = strtok_r(NULL, ", ", &save))
+		snprintf(st.zones[st.nzones++], sizeof(st.zones[0]), "%s", tok);
+	free(zones);
+	reqs = calloc(n > 0 ? (size_t)n : 1, sizeof(*reqs));
+	if (!reqs)
+		goto oom;
+
+	/* phase 1: every request's queries at once */
+	for (r = 0; r < n; r++) {
+		struct vet_req *q = &reqs[r];
+		q->in = &in[r];
+		q->ndom = in[r].domains && (what & P25_VET_MAIL) ? json_array_size(in[r].domains) : 0;
+		q->nhosts = hosts_expand(in[r].addrs, in[r].naddrs, &q->hosts);
+		if (q->nhosts < 0) {
+			q->nhosts = 0;
+			q->hosts = NULL;
+			req_fail(q, "out of memory");
+			continue;
+		}
+		q->bq = calloc((size_t)(q->nhosts ? q->nhosts : 1) * (size_t)(st.nzones ? st.nzones : 1),
+			       sizeof(*q->bq));
+		q->pc = calloc((size_t)(q->nhosts ? q->nhosts : 1), sizeof(*q->pc));
+		q->dq = calloc(q->ndom ? q->ndom : 1, sizeof(*q->dq));
+		if (!q->bq || !q->pc || !q->dq) {
+			req_fail(q, "out of memory");
+			continue;
+		}
+		totalhosts += q->nhosts;
+		njobs += (int)q->ndom * in[r].naddrs;
+	}
+	/* the RFC 5782 test entries of each zone: once for the whole batch */
+	for (z = 0; totalhosts > 0 && z < st.nzones; z++) {
+		static const char *const tests[2] = { "127.0.0.2", "127.0.0.1" };
+		for (i = 0; i < 2; i++) {
+			struct bl_query *q = &tq[ntq++];
+			struct p25_err e = { 0 };
+			struct p25_prefix t;
+			p25_prefix_parse(tests[i], &t, &e);
+			p25_err_clear(&e);
+			q->zone = z;
+			q->test_listed_expected = i == 0;
+			q->dns = dns;
+			q->status = ARES_ETIMEOUT;
+			p25_dnsbl_qname(&t, st.zones[z], q->qname, sizeof(q->qname));
+			p25_dns_query(dns, q->qname, ns_t_a, bl_answer, q);
 		}
 	}
-	rc = 0;
-	goto out;
-oom:
-	p25_err_set(err, 503, "out_of_memory", "out of memory");
-out:
-	free(hosts);
-	free(bq);
-	free(pc);
-	free(dq);
+	for (r = 0; r < n; r++) {
+		struct vet_req *q = &reqs[r];
+		if (q->failed)
+			continue;
+		for (z = 0; z < st.nzones; z++)
+			for (i = 0; i < q->nhosts; i++) {
+				struct bl_query *b = &q->bq[q->nbq++];
+				b->host = &q->hosts[i];
+				b->zone = z;
+				b->dns = dns;
+				b->status = ARES_ETIMEOUT;
+				if (p25_dnsbl_qname(&q->hosts[i].addr, st.zones[z], b->qname,
+						    sizeof(b->qname)) < 0) {
+					b->status = ARES_EBADNAME;
+					continue;
+				}
+				p25_dns_query(dns, b->qname, ns_t_a, bl_answer, b);
+			}
+		for (i = 0; (what & P25_VET_RDNS) && i < q->nhosts; i++) {
+			char qn[P25_QNAME_MAX];
+			q->pc[i].host = &q->hosts[i];
+			q->pc[i].dns = dns;
+			q->hosts[i].ptr_status = ARES_ETIMEOUT;
+			p25_ptr_qname(&q->hosts[i].addr, qn, sizeof(qn));
+			p25_dns_query(dns, qn, ns_t_ptr, ptr_answer, &q->pc[i]);
+		}
+		for (d = 0; d < q->ndom; d++) {
+			const char *dom = json_string_value(json_array_get(in[r].domains, d));
+			char qn[300];
+			snprintf(q->dq[d].domain, sizeof(q->dq[d].domain), "%s", dom ? dom : "");
+			q->dq[d].status = ARES_ETIMEOUT;
+			snprintf(qn, sizeof(qn), "_dmarc.%s", q->dq[d].domain);
+			p25_dns_query(dns, qn, ns_t_txt, dmarc_answer, &q->dq[d]);
+			/* the SPF record itself, ahead of phase 2 (shared by the batch) */
+			if (in[r].naddrs > 0)
+				cache_get(&cache, q->dq[d].domain, ns_t_txt);
+		}
+	}
+	cache_send(&cache, dns);
+	p25_dns_wait(dns);
+
+	zone_health(&st, tq, ntq);
+	for (r = 0; r < n; r++)
+		if (!reqs[r].failed && rows_phase1(&st, &reqs[r], what) != 0)
+			req_fail(&reqs[r], "out of memory");
+
+	/* phase 2: SPF of every (domain, prefix) of every request, round by round */
+	jobs = calloc(njobs > 0 ? (size_t)njobs : 1, sizeof(*jobs));
+	if (!jobs) {
+		for (r = 0; r < n; r++)
+			req_fail(&reqs[r], "out of memory");
+		goto done;
+	}
+	njobs = 0;
+	for (r = 0; r < n; r++) {
+		if (reqs[r].failed)
+			continue;
+		for (d = 0; d < reqs[r].ndom; d++)
+			for (p = 0; p < in[r].naddrs; p++) {
+				struct spf_job *j = &jobs[njobs++];
+				j->req = &reqs[r];
+				j->d = d;
+				j->p = p;
+				j->host = in[r].addrs[p];
+				j->host.len = j->host.family == AF_INET ? 32 : 128;
+			}
+	}
+	for (round = 0; ; round++) {
+		int pending = 0;
+
+		for (i = 0; i < njobs; i++) {
+			struct spf_job *j = &jobs[i];
+			int voids = 0;
+
+			if (j->done)
+				continue;
+			j->lookups = 0;
+			j->record[0] = '\0';
+			j->r = spf_eval(&cache, j->req->dq[j->d].domain, &j->host, 0, &j->lookups,
+					&voids, j->record, sizeof(j->record));
+			if (j->r == SPF_PENDING)
+				pending++;
+			else
+				j->done = true;
+		}
+		if (pending == 0)
+			break;
+		if (cache.nwant == 0 || round >= SPF_MAX_ROUNDS) {
+			/* cannot happen (every pending evaluation recorded a query);
+			 * fail closed: an unknown, never a pass */
+			for (i = 0; i < njobs; i++)
+				if (!jobs[i].done) {
+					jobs[i].r = SPF_TEMPERROR;
+					jobs[i].done = true;
+				}
+			break;
+		}
+		cache_send(&cache, dns);
+		p25_dns_wait(dns);
+	}
+	for (i = 0; i < njobs; i++)
+		if (!jobs[i].req->failed && row_spf(&jobs[i]) != 0)
+			req_fail(jobs[i].req, "out of memory");
+done:
+	for (r = 0; r < n; r++) {
+		if (reqs[r].failed)
+			rc = -1;
+		free(reqs[r].hosts);
+		free(reqs[r].bq);
+		free(reqs[r].pc);
+		free(reqs[r].dq);
+	}
+	free(reqs);
+	free(jobs);
+	cache_free(&cache);
 	return rc;
+oom:
+	/* before any query went out */
+	p25_err_set(err, 503, "out_of_memory", "out of memory");
+	for (r = 0; r < n; r++)
+		in[r].rc = p25_err_set(in[r].err, 503, "out_of_memory", "out of memory");
+	return -1;
+}
+
+int
+p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
+	    const struct p25_prefix *addrs, int naddrs, json_t *domains, unsigned what,
+	    struct p25_checks *out, struct p25_err *err)
+{
+	struct p25_vet_input in;
+
+	memset(&in, 0, sizeof(in));
+	in.addrs = addrs;
+	in.naddrs = naddrs;
+	in.domains = domains;
+	in.out = out;
+	in.err = err;
+	p25_vet_dns_batch(cfg, dns, &in, 1, what, err);
+	return in.rc;
 }
 
 void

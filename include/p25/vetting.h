@@ -6,7 +6,8 @@
  * an address, a domain), outcome (pass, fail, warn, error), a reason code
  * when it did not pass, what was seen (JSON) and a hint telling the tenant
  * what to fix.  p25_vet_dns() runs the DNS checks (DNSBL, forward-confirmed
- * reverse DNS, SPF, DMARC) concurrently on one resolver;
+ * reverse DNS, SPF, DMARC) concurrently on one resolver, and
+ * p25_vet_dns_batch() those of several requests at once;
  * p25_vet_facts() adds the checks that come from the database (ownership,
  * account, history).  The policy (data, with defaults and a version) maps
  * each reason code to an action, and the most severe action wins:
@@ -58,11 +59,35 @@ enum { P25_VET_DNSBL = 1, P25_VET_RDNS = 2, P25_VET_MAIL = 4, P25_VET_ALL = 7 };
 
 /* DNS checks (what: P25_VET_* bits) for the addresses and sender domains
  * (array of strings, may be NULL).  Blocks until every query answered or
- * timed out. */
+ * timed out.  The batch of one of p25_vet_dns_batch(). */
 int p25_vet_dns(const struct p25_config *cfg, struct p25_dns *dns,
 		const struct p25_prefix *addrs, int naddrs,
 		struct json_t *domains, unsigned what, struct p25_checks *out,
 		struct p25_err *err);
+
+/* One request of a batch: its input, where its checks go (appended to
+ * *out) and how it ended (rc 0, or -1 with *err filled). */
+struct p25_vet_input {
+	const struct p25_prefix *addrs;
+	int naddrs;
+	struct json_t *domains;		/* array of strings, may be NULL */
+	struct p25_checks *out;
+	struct p25_err *err;
+	int rc;				/* set by p25_vet_dns_batch */
+};
+
+/* The DNS checks of n requests at once on one resolver: every request's
+ * first-phase queries (DNSBL, PTR → A/AAAA, DMARC, SPF records) go out
+ * together, the zones' RFC 5782 test queries once for the batch, and the
+ * SPF evaluations of all requests proceed together round by round over
+ * one answer cache (a query several of them need is sent once).  Each
+ * request gets exactly the checks p25_vet_dns() gives it alone.  A request
+ * that fails (out of memory) fails alone: its rc is -1 and its err set.
+ * Returns 0 when every request succeeded, else -1 (err is set only when
+ * the batch as a whole could not start). */
+int p25_vet_dns_batch(const struct p25_config *cfg, struct p25_dns *dns,
+		      struct p25_vet_input *in, int n, unsigned what,
+		      struct p25_err *err);
 
 /* What the database knows about the tenant and the addresses. */
 struct p25_facts {
