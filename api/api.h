@@ -36,6 +36,9 @@ enum {
 	ROUTE_BODY = 1 << 2,	/* takes a request body */
 	ROUTE_DB_OPTIONAL = 1 << 3,	/* handler copes with db == NULL */
 	ROUTE_LONGPOLL = 1 << 4,	/* the feed: may be held until an event (feed.c) */
+	ROUTE_GROUP = 1 << 5,	/* requests waiting for the pool are handled
+				 * together: fn gets the first, the others
+				 * follow through grp_next (http.c, groups) */
 };
 
 struct api_route {
@@ -85,6 +88,7 @@ struct api_req {
 	uint64_t lp_deadline_ns;
 	struct api_req *lp_next, *lp_prev;
 	uint64_t t0_ns;
+	struct api_req *grp_next;	/* ROUTE_GROUP: the next of the group */
 };
 
 enum { STAGE_NEW, STAGE_BODY, STAGE_RUNNING, STAGE_READY, STAGE_SENT,

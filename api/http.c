@@ -22,6 +22,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,6 +389,27 @@ queue_reply(struct api_req *r)
 	return ret;
 }
 
+static void
+reply_no_db(struct api_req *r)
+{
+	struct p25_err err = { 0 };
+
+	p25_err_set(&err, 503, "database_unavailable", "the database is not reachable");
+	err.retry_after = 2;
+	api_reply_err(r, &err);
+}
+
+/* A handler is done with r (on a pool thread): hand it back to MHD. */
+static void
+finish_on_pool(struct api_req *r)
+{
+	if (!r->resp && r->status == 0)
+		api_reply_problem(r, 500, "internal", "the handler gave no answer");
+	p25_log_ctx(NULL);
+	atomic_store(&r->stage, STAGE_READY);
+	MHD_resume_connection(r->conn);
+}
+
 /* Runs on a pool thread. */
 static void
 run_on_pool(struct p25_db *db, void *arg)
@@ -395,20 +417,173 @@ run_on_pool(struct p25_db *db, void *arg)
 	struct api_req *r = arg;
 
 	p25_log_ctx(r->id);
-	if (!db && !(r->route->flags & ROUTE_DB_OPTIONAL)) {
-		struct p25_err err = { 0 };
-		p25_err_set(&err, 503, "database_unavailable",
-			    "the database is not reachable");
-		err.retry_after = 2;
-		api_reply_err(r, &err);
-	} else {
+	if (!db && !(r->route->flags & ROUTE_DB_OPTIONAL))
+		reply_no_db(r);
+	else
 		r->route->fn(r, db);
-	}
-	if (!r->resp && r->status == 0)
-		api_reply_problem(r, 500, "internal", "the handler gave no answer");
-	p25_log_ctx(NULL);
+	finish_on_pool(r);
+}
+
+/*
+ * Groups (ROUTE_GROUP).  A request of a group route joins a waiting list
+ * instead of posting a pool item of its own.  A pool thread running a
+ * group item takes a share of the waiting requests of one route and hands
+ * them to the route's fn together (fn gets the first, the others follow
+ * through grp_next).  Under light load a group is one request; when
+ * requests wait for a pool connection, each pool thread takes up to an
+ * equal share of them (at most API_GROUP_MAX), so the connections stay
+ * busy in parallel while each carries several requests — for submits one
+ * commit, one WAL flush, for the group.
+ *
+ * Items: at most one per pool connection is posted and not yet started
+ * (pending), so the pool's FIFO never fills with items that find nothing
+ * left to do, and other routes' work keeps its place in the FIFO.  A thread
+ * that finished a group posts a new item when requests still wait, so a
+ * waiting request always has an item posted or a thread that will post
+ * one.  The list is bounded like the pool's queue: beyond
+ * P25_DB_QUEUE_MAX waiting requests (plus one per connection) a request is
+ * refused with 503.
+ */
+#define API_GROUP_MAX 16
+
+static struct {
+	pthread_mutex_t mu;
+	struct api_req *head, *tail;
+	int n;			/* requests waiting */
+	int pending;		/* items posted, not started */
+	int running;		/* items taking or handling a group */
+} group_q = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void run_group(struct p25_db *db, void *arg);
+
+static int
+group_threads(void)
+{
+	return api.cfg.db_pool_size > 0 ? (int)api.cfg.db_pool_size : 1;
+}
+
+static void
+reply_overloaded(struct api_req *r)
+{
+	struct p25_err err = { 0 };
+
+	p25_err_set(&err, 503, "overloaded", "all database connections are busy");
+	err.retry_after = 1;
+	api_reply_err(r, &err);
 	atomic_store(&r->stage, STAGE_READY);
 	MHD_resume_connection(r->conn);
+}
+
+/*
+ * Posts a group item if requests wait and fewer than one per connection
+ * are pending; called with the lock held.  When the pool refuses and
+ * nothing else would take them, the waiting requests are unlinked into
+ * *refused (answered 503 by the caller, outside the lock).
+ */
+static void
+group_post_locked(struct api_req **refused)
+{
+	if (group_q.n == 0 || group_q.pending >= group_threads())
+		return;
+	group_q.pending++;
+	if (p25_pool_submit(api.pool, run_group, NULL) == 0)
+		return;
+	group_q.pending--;
+	if (group_q.pending == 0 && group_q.running == 0) {
+		*refused = group_q.head;
+		group_q.head = group_q.tail = NULL;
+		group_q.n = 0;
+	}
+}
+
+static void
+reply_refused(struct api_req *r)
+{
+	while (r) {
+		struct api_req *next = r->grp_next;
+		r->grp_next = NULL;
+		reply_overloaded(r);
+		r = next;
+	}
+}
+
+static void
+run_group(struct p25_db *db, void *arg)
+{
+	const struct api_route *route = NULL;
+	struct api_req *rs[API_GROUP_MAX], **pp, *r, *refused = NULL;
+	int n = 0, i, want;
+
+	(void)arg;
+	pthread_mutex_lock(&group_q.mu);
+	group_q.pending--;
+	group_q.running++;
+	want = (group_q.n + group_threads() - 1) / group_threads();
+	if (want > API_GROUP_MAX)
+		want = API_GROUP_MAX;
+	group_q.tail = NULL;
+	for (pp = &group_q.head; *pp;) {
+		r = *pp;
+		if (!route)
+			route = r->route;
+		if (n < want && r->route == route) {
+			*pp = r->grp_next;
+			r->grp_next = NULL;
+			rs[n++] = r;
+			group_q.n--;
+		} else {
+			group_q.tail = r;
+			pp = &r->grp_next;
+		}
+	}
+	pthread_mutex_unlock(&group_q.mu);
+
+	if (n > 0 && !db) {
+		for (i = 0; i < n; i++) {
+			p25_log_ctx(rs[i]->id);
+			reply_no_db(rs[i]);
+			finish_on_pool(rs[i]);
+		}
+	} else if (n > 0) {
+		for (i = 0; i + 1 < n; i++)
+			rs[i]->grp_next = rs[i + 1];
+		route->fn(rs[0], db);
+		for (i = 0; i < n; i++) {
+			rs[i]->grp_next = NULL;
+			p25_log_ctx(rs[i]->id);
+			finish_on_pool(rs[i]);
+		}
+	}
+
+	pthread_mutex_lock(&group_q.mu);
+	group_q.running--;
+	group_post_locked(&refused);
+	pthread_mutex_unlock(&group_q.mu);
+	reply_refused(refused);
+}
+
+/* Joins the waiting list (see Groups above); may answer r with 503 at once. */
+static void
+group_join(struct api_req *r)
+{
+	struct api_req *refused = NULL;
+	bool full;
+
+	pthread_mutex_lock(&group_q.mu);
+	full = group_q.n >= (int)api.cfg.db_queue_max + group_threads();
+	if (!full) {
+		if (group_q.tail)
+			group_q.tail->grp_next = r;
+		else
+			group_q.head = r;
+		group_q.tail = r;
+		group_q.n++;
+		group_post_locked(&refused);
+	}
+	pthread_mutex_unlock(&group_q.mu);
+	if (full)
+		reply_overloaded(r);
+	reply_refused(refused);
 }
 
 /*
@@ -444,6 +619,10 @@ dispatch(struct api_req *r)
 	}
 	atomic_store(&r->stage, STAGE_RUNNING);
 	MHD_suspend_connection(r->conn);
+	if (r->route->flags & ROUTE_GROUP) {
+		group_join(r);
+		return MHD_YES;
+	}
 	if (p25_pool_submit(api.pool, run_on_pool, r) != 0) {
 		struct p25_err err = { 0 };
 		p25_err_set(&err, 503, "overloaded", "all database connections are busy");

@@ -7,15 +7,21 @@
  * tenant's row.  Another tenant's request answers 404 exactly like an id
  * that does not exist.
  *
- * Submitting is one transaction: idempotency-key check, a per-tenant
- * advisory lock (so the rate limit and the open-request cap hold under
- * concurrency), address ownership, the request and its addresses, the
- * vetting job, the audit row and — with an Idempotency-Key — the stored
- * answer, all in one server-side call (p25_submit, migration 0008) sent
+ * Submitting is one transaction per group of submits (see submit_group):
+ * for each, idempotency-key check, a per-tenant advisory lock (so the rate
+ * limit and the open-request cap hold under concurrency), address
+ * ownership, the request and its addresses, the vetting job, the audit row
+ * and — with an Idempotency-Key — the stored answer, in one server-side
+ * call (p25_submit, migration 0008, inside p25_submit_group, 0013) sent
  * with BEGIN, the identity and COMMIT in one round trip; the workers are
- * woken after the commit.  Any refusal rolls it all back: a refused
- * request leaves no row behind.
+ * woken after the commit.  A refusal rolls that submit back whole: a
+ * refused request leaves no row behind.
+ *
+ * Reading one request serves a kept body after a version check (the
+ * request cache below).
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sodium.h>
@@ -103,24 +109,22 @@ idem_prepare(struct api_req *r, struct idem *ik, struct p25_err *err)
 
 /*
  * A key already answered: the first answer byte for byte, or 422 when the
- * key came with another body.  row is a p25_submit 'replay' row.
+ * key came with another body.  The stored status, body, headers (a JSON
+ * object) and body hash (hex) come from p25_submit's 'replay' row.
  */
 static int
-idem_replay(struct api_req *r, const PGresult *res, const struct idem *ik,
-	    struct p25_err *err)
+idem_replay(struct api_req *r, const char *status, const char *body, const char *headers,
+	    const char *hash, const struct idem *ik, struct p25_err *err)
 {
 	json_t *hdrs;
-	const char *name, *body;
+	const char *name;
 	json_t *v;
 
-	if (strlen(PQgetvalue(res, 0, 6)) != 64 ||
-	    sodium_memcmp(PQgetvalue(res, 0, 6), ik->hash_hex, 64) != 0)
+	if (strlen(hash) != 64 || sodium_memcmp(hash, ik->hash_hex, 64) != 0)
 		return p25_err_field(err, 422, "idempotency_key_reused", "Idempotency-Key",
 		    "this Idempotency-Key was used with a different request body");
-	hdrs = json_loads(PQgetvalue(res, 0, 5), 0, NULL);
-	body = PQgetvalue(res, 0, 2);
-	api_reply(r, (int)strtol(PQgetvalue(res, 0, 1), NULL, 10),
-		  "application/json", body, strlen(body));
+	hdrs = json_loads(headers, 0, NULL);
+	api_reply(r, (int)strtol(status, NULL, 10), "application/json", body, strlen(body));
 	json_object_foreach(hdrs, name, v)
 		api_header(r, name, json_string_value(v));
 	api_header(r, "Idempotent-Replayed", "true");
@@ -194,10 +198,9 @@ submission_parse(json_t *b, struct submission *s, struct p25_err *err)
  * the detail.  Returns -1 with err filled.
  */
 static int
-submission_refused(const PGresult *res, const struct submission *s, struct p25_err *err)
+submission_refused(const char *code, const char *datum, const struct submission *s,
+		   struct p25_err *err)
 {
-	const char *code = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	const char *datum = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 	int i;
 
 	if (!code)
@@ -243,138 +246,367 @@ submission_refused(const PGresult *res, const struct submission *s, struct p25_e
 		input_validation_failed(err);
 		p25_err_hint(err, "request only addresses your account holds");
 	} else {
-		p25_db_error(NULL, res, err);
+		p25_error("submit.refusal", "unknown refusal code from p25_submit: %.60s", code);
+		p25_err_set(err, 500, "internal", "the submission was refused for an unknown reason");
 	}
 	return -1;
 }
 
-/*
- * One round trip: BEGIN, the tenant's identity, p25_submit (idempotency,
- * limits, ownership, the request, its addresses, the vetting job, the audit
- * row, the stored answer) and COMMIT in one pipeline (p25_db_write_as).  A
- * refusal raises inside p25_submit, so the transaction rolls back.  Once
- * committed, the pool's notifier wakes the workers.
- */
-void
-req_submit(struct api_req *r, struct p25_db *db)
-{
-	P25_STMT(st, 13,
-	    "SELECT o_kind, o_status, o_body, o_etag, o_location, o_headers, o_hash"
-	    " FROM p25_submit($1, $2, $3, $4, $5, $6, $7::jsonb, $8::integer, $9,"
-	    " $10::cidr[], $11::jsonb, $12::bigint, $13::bigint)");
-	struct p25_err err = { 0 };
-	struct submission *s = NULL;
-	struct idem ik = { 0 };
-	json_t *body = NULL, *details = NULL;
-	char *cidrs = NULL, *djson = NULL, *dtl = NULL;
-	char vol[24], rate[24], maxopen[24];
-	PGresult *res = NULL, *failed = NULL;
+/* One submit of a group: its parsed input and p25_submit's arguments. */
+struct sub_item {
+	struct api_req *r;
+	struct submission *s;
+	struct idem ik;
+	json_t *body;
+	bool live;		/* valid, sent to the database, not yet answered */
+};
 
-	ik.key = api_get_header(r, "Idempotency-Key");
-	body = api_body_json(r, &err);
-	if (!body)
-		goto fail;
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		p25_err_set(&err, 503, "out_of_memory", "out of memory");
-		goto fail;
-	}
-	if (submission_parse(body, s, &err) != 0) {
-		input_validation_failed(&err);
-		goto fail;
-	}
-	if (ik.key && idem_prepare(r, &ik, &err) != 0)
-		goto fail;
+static void
+sub_item_free(struct sub_item *it)
+{
+	if (it->s)
+		json_decref(it->s->domains);
+	free(it->s);
+	json_decref(it->body);
+}
+
+/*
+ * Parses and checks one submit and appends p25_submit's arguments for it to
+ * items (an object; see migrations/0013_submit_group.sql).  -1 with err
+ * (the answer) when the input is refused.
+ */
+static int
+sub_prepare(struct sub_item *it, json_t *items, struct p25_err *err)
+{
+	struct api_req *r = it->r;
+	struct submission *s;
+	const char *tenant, *role;
+	char *cidrs;
+	json_t *o;
+
+	it->ik.key = api_get_header(r, "Idempotency-Key");
+	it->body = api_body_json(r, err);
+	if (!it->body)
+		return -1;
+	s = it->s = calloc(1, sizeof(*s));
+	if (!s)
+		return p25_err_set(err, 503, "out_of_memory", "out of memory");
+	if (submission_parse(it->body, s, err) != 0)
+		return input_validation_failed(err);
+	if (it->ik.key && idem_prepare(r, &it->ik, err) != 0)
+		return -1;
+	api_actor(r, &tenant, &role);
 	cidrs = input_cidr_array(s->addrs, s->naddrs);
-	djson = json_dumps(s->domains, JSON_COMPACT);
-	details = json_pack("{s:s, s:O}", "use_case", s->use_case, "addresses",
-			    json_object_get(body, "addresses"));
-	dtl = details ? json_dumps(details, JSON_COMPACT) : NULL;
-	if (!cidrs || !djson || !dtl) {
-		p25_err_set(&err, 503, "out_of_memory", "out of memory");
-		goto fail;
+	o = cidrs ? json_pack("{s:s?, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:O, s:s?, s:s,"
+			      " s:{s:s, s:O}}",
+			      "rls_tenant", tenant, "rls_role", role,
+			      "tenant", r->who.tenant, "actor", r->who.sub,
+			      "key", it->ik.key, "hash", it->ik.key ? it->ik.hash_hex : NULL,
+			      "use_case", s->use_case, "description", s->description,
+			      "domains", s->domains, "email", s->email, "cidrs", cidrs,
+			      "details", "use_case", s->use_case, "addresses",
+			      json_object_get(it->body, "addresses")) : NULL;
+	free(cidrs);
+	if (o && s->volume >= 0)
+		json_object_set_new(o, "volume", json_integer(s->volume));
+	if (!o || json_array_append_new(items, o) != 0)
+		return p25_err_set(err, 503, "out_of_memory", "out of memory");
+	it->live = true;
+	return 0;
+}
+
+/* Column numbers of p25_submit_group's rows. */
+enum { G_IDX, G_KIND, G_STATUS, G_BODY, G_ETAG, G_LOCATION, G_HEADERS, G_HASH,
+       G_SQLSTATE, G_MESSAGE, G_DETAIL, G_CONSTRAINT, G_CONTEXT };
+
+/* Answers one submit from its row of p25_submit_group.  1 when it was filed. */
+static int
+sub_answer(struct sub_item *it, const PGresult *res, int row, struct p25_err *err)
+{
+	const char *kind = PQgetvalue(res, row, G_KIND);
+	const char *state = PQgetvalue(res, row, G_SQLSTATE);
+
+	if (strcmp(kind, "created") == 0) {
+		api_reply_json_text(it->r, 202, PQgetvalue(res, row, G_BODY));
+		api_header(it->r, "Location", PQgetvalue(res, row, G_LOCATION));
+		api_header(it->r, "ETag", PQgetvalue(res, row, G_ETAG));
+		return 1;
 	}
-	snprintf(vol, sizeof(vol), "%lld", s->volume);
-	snprintf(rate, sizeof(rate), "%ld", api.cfg.rate_limit);
-	snprintf(maxopen, sizeof(maxopen), "%ld", api.cfg.max_open_requests);
-	{
-		const char *tenant, *role;
-		const char *p[13] = { r->who.tenant, r->who.sub, ik.key,
-				      ik.key ? ik.hash_hex : NULL, s->use_case, s->description,
-				      djson, s->volume >= 0 ? vol : NULL, s->email, cidrs, dtl,
-				      rate, maxopen };
-		api_actor(r, &tenant, &role);
-		res = p25_db_write_as(db, tenant, role, &st, p, &failed, &err);
+	if (strcmp(kind, "replay") == 0) {
+		if (idem_replay(it->r, PQgetvalue(res, row, G_STATUS), PQgetvalue(res, row, G_BODY),
+				PQgetvalue(res, row, G_HEADERS), PQgetvalue(res, row, G_HASH),
+				&it->ik, err) != 0)
+			api_reply_err(it->r, err);
+		return 0;
 	}
-	if (failed) {
-		const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
-		const char *where = PQresultErrorField(failed, PG_DIAG_CONTEXT);
-		if (state && strcmp(state, "P2501") == 0) {
-			submission_refused(failed, s, &err);
-		} else if (where && strstr(where, "INSERT INTO audit_log")) {
-			/* as p25_audit: fail closed, and never a 4xx for this */
-			const char *msg = PQresultErrorField(failed, PG_DIAG_MESSAGE_PRIMARY);
-			p25_error("audit.write", "sqlstate %s: %s", state ? state : "-",
-				  msg ? msg : "-");
-			p25_err_set(&err, 503, "audit_unavailable",
-			    "the change was not made because its audit record could not be written");
-			err.retry_after = 5;
-		} else {
-			p25_db_error(db, failed, &err);
-		}
-		goto fail;
+	if (strcmp(state, "P2501") == 0) {
+		submission_refused(PQgetvalue(res, row, G_MESSAGE), PQgetvalue(res, row, G_DETAIL),
+				   it->s, err);
+	} else if (strstr(PQgetvalue(res, row, G_CONTEXT), "INSERT INTO audit_log")) {
+		/* as p25_audit: fail closed, and never a 4xx for this */
+		p25_error("audit.write", "sqlstate %s: %s", state, PQgetvalue(res, row, G_MESSAGE));
+		p25_err_set(err, 503, "audit_unavailable",
+		    "the change was not made because its audit record could not be written");
+		err->retry_after = 5;
+	} else {
+		p25_db_error_fields(state, PQgetvalue(res, row, G_MESSAGE),
+				    PQgetisnull(res, row, G_CONSTRAINT) ||
+				    !*PQgetvalue(res, row, G_CONSTRAINT)
+				    ? NULL : PQgetvalue(res, row, G_CONSTRAINT), err);
 	}
-	if (!res)
-		goto fail;
-	if (PQntuples(res) != 1) {
-		p25_err_set(&err, 500, "internal", "the submission gave no answer");
-		goto fail;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "replay") == 0) {
-		if (idem_replay(r, res, &ik, &err) != 0)
-			goto fail;
+	api_reply_err(it->r, err);
+	return 0;
+}
+
+/*
+ * POST /v1/requests, for a group of submits (ROUTE_GROUP, see the groups in
+ * http.c): each is parsed and checked here; the valid ones go to the
+ * database together, in one round trip (BEGIN, one call of
+ * p25_submit_group, COMMIT in one pipeline: p25_db_write_as) and one
+ * transaction.  Each submit runs p25_submit (idempotency, limits,
+ * ownership, the request, its addresses, the vetting job, its audit row,
+ * the stored answer) under its own identity and in its own subtransaction,
+ * so a refusal or failure undoes that submit alone; the rest commit with
+ * one WAL flush.  Once committed, the pool's notifier wakes the workers.
+ */
+static void
+submit_group(struct api_req **rs, int n, struct p25_db *db)
+{
+	P25_STMT(st, 3,
+	    "SELECT o_idx, o_kind, o_status, o_body, o_etag, o_location, o_headers, o_hash,"
+	    " coalesce(o_sqlstate, ''), coalesce(o_message, ''), coalesce(o_detail, ''),"
+	    " o_constraint, coalesce(o_context, '')"
+	    " FROM p25_submit_group($1::jsonb, $2::bigint, $3::bigint)");
+	struct sub_item *its = calloc((size_t)n, sizeof(*its));
+	int *at = calloc((size_t)n, sizeof(*at));	/* group position → item */
+	json_t *items = json_array();
+	PGresult *res = NULL, *failed = NULL;
+	char *arg = NULL, rate[24], maxopen[24];
+	const char *tenant = NULL, *role = "tenant";
+	int i, k, live = 0, filed = 0;
+	struct p25_err err = { 0 };
+
+	if (!its || !at || !items) {
+		for (i = 0; i < n; i++)
+			api_reply_problem(rs[i], 503, "out_of_memory", "out of memory");
 		goto out;
 	}
-	/* committed: wake the workers (coalesced, see p25_pool_notify) */
-	p25_pool_notify(api.pool, P25_JOBS_CHANNEL, "vet");
-	api_reply_json_text(r, 202, PQgetvalue(res, 0, 2));
-	api_header(r, "Location", PQgetvalue(res, 0, 4));
-	api_header(r, "ETag", PQgetvalue(res, 0, 3));
-	goto out;
-fail:
-	api_reply_err(r, &err);
+	for (i = 0; i < n; i++) {
+		its[i].r = rs[i];
+		p25_log_ctx(rs[i]->id);
+		if (sub_prepare(&its[i], items, &err) != 0) {
+			api_reply_err(rs[i], &err);
+			p25_err_clear(&err);
+			continue;
+		}
+		if (live == 0)
+			api_actor(rs[i], &tenant, &role);
+		at[live++] = i;
+	}
+	p25_log_ctx(NULL);
+	if (live == 0)
+		goto out;
+	arg = json_dumps(items, JSON_COMPACT);
+	snprintf(rate, sizeof(rate), "%ld", api.cfg.rate_limit);
+	snprintf(maxopen, sizeof(maxopen), "%ld", api.cfg.max_open_requests);
+	if (!arg) {
+		p25_err_set(&err, 503, "out_of_memory", "out of memory");
+	} else {
+		const char *p[3] = { arg, rate, maxopen };
+		res = p25_db_write_as(db, tenant, role, &st, p, &failed, &err);
+	}
+	if (res) {
+		for (k = 0; k < PQntuples(res); k++) {
+			long g = strtol(PQgetvalue(res, k, G_IDX), NULL, 10);
+			struct sub_item *it;
+			if (g < 0 || g >= live || !its[at[g]].live)
+				continue;
+			it = &its[at[g]];
+			it->live = false;
+			p25_log_ctx(it->r->id);
+			filed += sub_answer(it, res, k, &err);
+			p25_err_clear(&err);
+		}
+		p25_log_ctx(NULL);
+		if (filed > 0)	/* committed: wake the workers (coalesced) */
+			p25_pool_notify(api.pool, P25_JOBS_CHANNEL, "vet");
+	} else if (!err.status) {
+		/* the group's transaction failed as a whole: nothing of it was written */
+		p25_db_error(db, failed, &err);
+	}
+	if (!err.status)
+		p25_err_set(&err, 500, "internal", "the submission gave no answer");
+	for (i = 0; i < n; i++) {
+		struct p25_err e = { 0 };
+		if (!its[i].live)
+			continue;
+		p25_err_set(&e, err.status, err.code, "%s", err.detail);
+		e.retry_after = err.retry_after;
+		api_reply_err(rs[i], &e);
+	}
 out:
 	PQclear(res);
 	PQclear(failed);
-	free(cidrs);
-	free(djson);
-	free(dtl);
-	json_decref(details);
-	if (s)
-		json_decref(s->domains);
-	free(s);
-	json_decref(body);
+	free(arg);
+	json_decref(items);
+	for (i = 0; its && i < n; i++)
+		sub_item_free(&its[i]);
+	free(its);
+	free(at);
 	p25_err_clear(&err);
+}
+
+/* ROUTE_GROUP: r and the requests following it through grp_next. */
+void
+req_submit(struct api_req *r, struct p25_db *db)
+{
+	struct api_req *rs[64], *q;
+	int n = 0;
+
+	for (q = r; q && n < (int)(sizeof(rs) / sizeof(rs[0])); q = q->grp_next)
+		rs[n++] = q;
+	submit_group(rs, n, db);
 }
 
 /* ---------------------------------------------------------------- read */
 
+/*
+ * The representations of requests read recently, per API process.  A
+ * request's JSON changes only with its version (every change of the
+ * request, its checks, decision, exemptions or messages bumps it, in the
+ * same transaction: the ETag relies on it too), so a kept body is served
+ * after a one-row version check instead of being rendered again (six
+ * tables, under row-level security).  The check runs with the caller's
+ * identity, like the full read, so the cache never answers for a request
+ * the caller cannot see now; an entry also carries its tenant and is only
+ * given back to the same tenant.  Direct-mapped by the id, bounded in
+ * entries, entry size and bytes.
+ */
+#define RC_SLOTS 16384
+#define RC_BODY_MAX 16384
+#define RC_BUDGET ((size_t)16 << 20)
+
+struct rc_slot {
+	char id[37];
+	char tenant[65];
+	char version[21];
+	char *body;
+	size_t len;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	size_t bytes;
+	struct rc_slot slot[RC_SLOTS];
+} rc = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static struct rc_slot *
+rc_slot_of(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return &rc.slot[h % RC_SLOTS];
+}
+
+/* Empties sl; with rc.mu held. */
+static void
+rc_clear_locked(struct rc_slot *sl)
+{
+	rc.bytes -= sl->len;
+	free(sl->body);
+	memset(sl, 0, sizeof(*sl));
+}
+
+/* A copy of the kept body of id for tenant, and its version; NULL if none. */
+static char *
+rc_get(const char *id, const char *tenant, char version[21])
+{
+	struct rc_slot *sl = rc_slot_of(id);
+	char *copy = NULL;
+
+	pthread_mutex_lock(&rc.mu);
+	if (sl->body && strcmp(sl->id, id) == 0 && strcmp(sl->tenant, tenant) == 0) {
+		copy = malloc(sl->len + 1);
+		if (copy) {
+			memcpy(copy, sl->body, sl->len + 1);
+			memcpy(version, sl->version, 21);
+		}
+	}
+	pthread_mutex_unlock(&rc.mu);
+	return copy;
+}
+
+/* Keeps body as id's representation at version (or forgets id: body NULL). */
+static void
+rc_put(const char *id, const char *tenant, const char *version, const char *body)
+{
+	struct rc_slot *sl = rc_slot_of(id);
+	size_t len = body ? strlen(body) : 0;
+	char *copy = NULL;
+
+	if (body && len <= RC_BODY_MAX && strlen(id) < sizeof(sl->id) &&
+	    strlen(tenant) < sizeof(sl->tenant) && strlen(version) < sizeof(sl->version))
+		copy = strdup(body);
+	pthread_mutex_lock(&rc.mu);
+	if (sl->body && (copy || strcmp(sl->id, id) == 0))
+		rc_clear_locked(sl);
+	if (copy && rc.bytes + len <= RC_BUDGET) {
+		snprintf(sl->id, sizeof(sl->id), "%s", id);
+		snprintf(sl->tenant, sizeof(sl->tenant), "%s", tenant);
+		snprintf(sl->version, sizeof(sl->version), "%s", version);
+		sl->body = copy;
+		sl->len = len;
+		rc.bytes += len;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&rc.mu);
+	free(copy);
+}
+
 void
 req_get(struct api_req *r, struct p25_db *db)
 {
+	P25_STMT(ver_st, 2, "SELECT version FROM requests WHERE id = $1 AND tenant_id = $2");
+	const char *p[2] = { r->params[0], r->who.tenant };
 	struct p25_err err = { 0 };
-	char etag[32];
+	char etag[32], version[21];
 	const char *inm;
+	PGresult *res;
 	char *s;
 
 	if (!p25_uuid_ok(r->params[0])) {
 		not_found(r);
 		return;
 	}
-	{
-		/* one round trip: identity and read in one implicit transaction */
-		const char *p[2] = { r->params[0], r->who.tenant };
-		s = request_take(api_read(r, db, &load_st, p, &err), etag, &err);
+	/* one round trip each: identity and read in one implicit transaction */
+	s = rc_get(r->params[0], r->who.tenant, version);
+	if (s) {
+		res = api_read(r, db, &ver_st, p, &err);
+		if (!res || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), version) != 0) {
+			free(s);
+			s = NULL;
+		}
+		if (res && PQntuples(res) == 0) {
+			rc_put(r->params[0], r->who.tenant, "", NULL);
+			PQclear(res);
+			not_found(r);
+			return;
+		}
+		PQclear(res);
+		if (!s && err.status) {
+			api_reply_err(r, &err);
+			return;
+		}
+	}
+	if (!s) {
+		res = api_read(r, db, &load_st, p, &err);
+		if (res && PQntuples(res) == 1) {
+			snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 1));
+			rc_put(r->params[0], r->who.tenant, version, PQgetvalue(res, 0, 0));
+		}
+		s = request_take(res, NULL, &err);
 	}
 	if (!s) {
 		if (err.status)
@@ -383,6 +615,7 @@ req_get(struct api_req *r, struct p25_db *db)
 			not_found(r);
 		return;
 	}
+	snprintf(etag, sizeof(etag), "\"%s\"", version);
 	inm = api_get_header(r, "If-None-Match");
 	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
 		api_reply(r, 304, NULL, "", 0);

@@ -24,7 +24,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "/console", sys_page, 0, ROUTE_PUBLIC },
 	{ "GET", "/static/{file}", sys_static, 0, ROUTE_PUBLIC },
 
-	{ "POST", "/v1/requests", req_submit, T, ROUTE_DB | ROUTE_BODY },
+	{ "POST", "/v1/requests", req_submit, T, ROUTE_DB | ROUTE_BODY | ROUTE_GROUP },
 	{ "GET", "/v1/requests", req_list, T, ROUTE_DB },
 	{ "GET", "/v1/requests/{id}", req_get, T, ROUTE_DB },
 	{ "POST", "/v1/requests/{id}/withdraw", req_withdraw, T, ROUTE_DB },

@@ -92,14 +92,24 @@ p25_db_error(struct p25_db *db, const PGresult *res, struct p25_err *err)
 	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *cons = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
 	const char *code;
-	int status;
 
 	if (!state && db && PQstatus(db->conn) != CONNECTION_OK)
 		state = "08006";
+	/* the connection's own message only goes to the log (5xx) */
+	if (!msg && db && p25_sqlstate_http(state, &code) >= 500)
+		msg = PQerrorMessage(db->conn);
+	p25_db_error_fields(state, msg, cons, err);
+}
+
+void
+p25_db_error_fields(const char *state, const char *msg, const char *cons, struct p25_err *err)
+{
+	const char *code;
+	int status;
+
 	status = p25_sqlstate_http(state, &code);
 	if (status >= 500) {
-		p25_error("db.error", "sqlstate %s: %s", state ? state : "-",
-			  msg ? msg : (db ? PQerrorMessage(db->conn) : "-"));
+		p25_error("db.error", "sqlstate %s: %s", state ? state : "-", msg ? msg : "-");
 		p25_err_set(err, status, code, "%s",
 		    status == 503 ? "the database is busy or unavailable"
 				  : "internal database error");

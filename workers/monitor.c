@@ -60,10 +60,13 @@ P25_STMT(mon_next, 3,
     "   ELSE now() + random() * $3::integer * interval '1 second' END"
     " WHERE id = ANY($1::uuid[]) AND status = 'active'"
     " RETURNING id, check_errors, request_id");
+/* the check joins the request's representation: its version moves with it
+ * (the ETag and p25-api's cache of request bodies rely on that) */
 P25_STMT(mon_check, 6,
-    "INSERT INTO checks (request_id, tenant_id, round, name, subject, outcome, evidence, hint)"
-    " SELECT id, tenant_id, vetting_round, 'dnsbl', $2, $3, $4::jsonb, $5 FROM requests"
-    " WHERE id = $1 AND tenant_id = $6");
+    "WITH q AS (UPDATE requests SET version = version + 1, updated_at = now()"
+    "   WHERE id = $1 AND tenant_id = $6 RETURNING id, tenant_id, vetting_round)"
+    " INSERT INTO checks (request_id, tenant_id, round, name, subject, outcome, evidence, hint)"
+    " SELECT id, tenant_id, vetting_round, 'dnsbl', $2, $3, $4::jsonb, $5 FROM q");
 
 /* Appends s to a PostgreSQL array literal in b (cap bytes). */
 static void

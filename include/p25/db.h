@@ -104,6 +104,9 @@ PGresult *p25_db_write_as(struct p25_db *db, const char *tenant, const char *rol
 
 /* Fills err from a failed result (and logs server errors). */
 void p25_db_error(struct p25_db *db, const PGresult *res, struct p25_err *err);
+/* The same from an error's fields (e.g. caught and returned by a function). */
+void p25_db_error_fields(const char *sqlstate, const char *message, const char *constraint,
+			 struct p25_err *err);
 
 /* --- the pool --- */
 

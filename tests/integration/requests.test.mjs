@@ -665,6 +665,33 @@ describe('read one', () => {
 		assert.equal(changed.json.status, 'withdrawn');
 	});
 
+	test('a kept body is served only while its version is current, and only to its tenant', async () => {
+		// p25-api keeps the bodies it read (api/requests.c, the request
+		// cache); a change made elsewhere (another p25-api process, a
+		// worker) must show at the next read
+		const c = await submit(good({ addresses: ['81.2.69.21'], description: 'first words' }));
+		const url = `/v1/requests/${c.json.id}`;
+		const first = await s.api('GET', url, { token: tok });
+		assert.equal(first.json.description, 'first words');
+		const again = await s.api('GET', url, { token: tok });
+		assert.equal(again.text, first.text, 'the same version reads the same bytes');
+		await s.sql("UPDATE requests SET description = 'changed elsewhere', version = version + 1 WHERE id = $1",
+			[c.json.id]);
+		const changed = await s.api('GET', url, { token: tok });
+		assert.equal(changed.status, 200);
+		assert.equal(changed.json.description, 'changed elsewhere');
+		assert.equal(changed.headers.get('etag'), '"2"');
+		// another tenant: 404, though the body is kept for its owner
+		const other = s.token({ sub: 'bob', roles: ['tenant'], tenant: 'globex' });
+		assertProblem(await s.api('GET', url, { token: other }), 404, 'not_found');
+		// the row moved to another tenant (an admin's repair): the owner's kept body is not served
+		await s.sql("UPDATE requests SET tenant_id = 'globex' WHERE id = $1", [c.json.id]);
+		assertProblem(await s.api('GET', url, { token: tok }), 404, 'not_found');
+		const moved = await s.api('GET', url, { token: other });
+		assert.equal(moved.status, 200);
+		assert.equal(moved.json.tenant, 'globex');
+	});
+
 	test('an id that does not exist, or is not a UUID → 404 not_found', async () => {
 		for (const id of ['0b0c9c4e-7d36-4e4f-8a59-6e1f0a3c2b11', 'abc', '0B0C9C4E-7D36-4E4F-8A59-6E1F0A3C2B1Z']) {
 			const r = await s.api('GET', `/v1/requests/${id}`, { token: tok });

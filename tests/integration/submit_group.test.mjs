@@ -1,0 +1,136 @@
+// Submits filed in groups (issue 3, api/http.c groups + p25_submit_group):
+// submits that wait for a pool connection go to the database together, in
+// one transaction, each in its own subtransaction under its own tenant.
+// With a pool of two connections and bursts of concurrent submits, groups
+// form; these tests check that every submit of a group is answered as if
+// it had been filed alone: refusals refused and leaving no row, the valid
+// ones written whole with their audit row under the right tenant, the
+// per-tenant open-request cap and Idempotency-Key exact across a group.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack } from '../lib/harness.mjs';
+
+let s;
+const tok = {};
+const NET = { acme: '81.2.69', globex: '81.2.70', initech: '81.2.71', capped: '81.2.72' };
+
+before(async () => {
+	s = await startStack({
+		env: { P25_DB_POOL_SIZE: '2', P25_RATE_LIMIT: '0', P25_MAX_OPEN_REQUESTS: '20' },
+	});
+	for (const [t, net] of Object.entries(NET)) {
+		await s.createTenant(t, { addresses: [`${net}.0/24`] });
+		tok[t] = s.token({ sub: `${t}-user`, roles: ['tenant'], tenant: t });
+	}
+});
+after(async () => {
+	if (s) await s.stop();
+});
+
+const submit = (t, body, headers = {}) =>
+	s.api('POST', '/v1/requests', { token: tok[t], body, headers });
+const body = (addr, over = {}) => ({ addresses: [addr], use_case: 'transactional', ...over });
+
+test('a burst of mixed submits: each answered as if alone, groups formed', async () => {
+	const sent = [];
+	const add = (kind, t, b, headers) => sent.push({ kind, t, b, p: submit(t, b, headers) });
+	for (let i = 1; i <= 12; i++) {
+		for (const t of ['acme', 'globex', 'initech']) {
+			if (i % 4 === 0) add('not_held', t, body(`81.2.99.${i}`));
+			else if (i % 6 === 1) add('invalid', t, body(`10.0.0.${i}`));
+			else add('ok', t, body(`${NET[t]}.${i}`, { description: `${t} #${i}` }));
+		}
+	}
+	// one key three times with one body, and once with another body
+	const kb = body(`${NET.acme}.200`);
+	for (let i = 0; i < 3; i++) add('key', 'acme', kb, { 'Idempotency-Key': 'burst-key' });
+	add('key_other', 'acme', body(`${NET.acme}.201`), { 'Idempotency-Key': 'burst-key' });
+
+	const answers = await Promise.all(sent.map((x) => x.p));
+	const created = [];
+	sent.forEach((x, i) => {
+		const r = answers[i];
+		const what = `${x.kind} ${x.t} ${JSON.stringify(x.b)}: ${r.status} ${r.text}`;
+		if (x.kind === 'ok') {
+			assert.equal(r.status, 202, what);
+			assert.equal(r.json.tenant, x.t, what);
+			assert.deepEqual(r.json.addresses, [`${x.b.addresses[0]}/32`], what);
+			assert.equal(r.json.description, x.b.description, what);
+			assert.equal(r.headers.get('location'), `/v1/requests/${r.json.id}`, what);
+			assert.equal(r.headers.get('etag'), `"${r.json.version}"`, what);
+			created.push({ id: r.json.id, t: x.t });
+		} else if (x.kind === 'not_held') {
+			assert.equal(r.status, 422, what);
+			assert.equal(r.json.code, 'address_not_held', what);
+			assert.ok(r.json.errors.some((e) => e.code === 'address_not_held' &&
+				e.field === 'addresses[0]'), what);
+		} else if (x.kind === 'invalid') {
+			assert.equal(r.status, 422, what);
+			assert.ok(r.json.errors.some((e) => e.field === 'addresses[0]'), what);
+		}
+	});
+	// the key: one request; the others its replay or "in flight", never a second request
+	const keyed = sent.map((x, i) => ({ x, r: answers[i] })).filter((e) => e.x.kind === 'key');
+	const firsts = keyed.filter((e) => e.r.status === 202 && !e.r.headers.get('idempotent-replayed'));
+	assert.equal(firsts.length, 1, keyed.map((e) => `${e.r.status} ${e.r.text}`).join('\n'));
+	for (const e of keyed) {
+		if (e === firsts[0]) continue;
+		if (e.r.status === 202) {
+			assert.equal(e.r.headers.get('idempotent-replayed'), 'true');
+			assert.equal(e.r.text, firsts[0].r.text, 'a replay is the first answer byte for byte');
+		} else {
+			assert.equal(e.r.status, 409, e.r.text);
+			assert.equal(e.r.json.code, 'idempotency_in_flight');
+		}
+	}
+	created.push({ id: firsts[0].r.json.id, t: 'acme' });
+	const other = answers[sent.findIndex((x) => x.kind === 'key_other')];
+	assert.ok([409, 422].includes(other.status), other.text);
+	assert.ok(['idempotency_in_flight', 'idempotency_key_reused'].includes(other.json.code), other.text);
+
+	// the database: exactly the created requests, each whole, under its tenant
+	const rows = await s.sqlJson(`SELECT r.id, r.tenant_id,
+		(SELECT count(*) FROM request_addresses a WHERE a.request_id = r.id AND a.tenant_id = r.tenant_id) AS addrs,
+		(SELECT count(*) FROM jobs j WHERE j.kind = 'vet' AND j.payload->>'request' = r.id::text) AS jobs,
+		(SELECT count(*) FROM audit_log l WHERE l.object_id = r.id::text AND l.action = 'request.submit'
+		    AND l.tenant_id = r.tenant_id AND l.actor = r.tenant_id || '-user') AS audits
+		FROM requests r`);
+	assert.equal(rows.length, created.length, 'no request row beyond the created ones');
+	const byId = new Map(rows.map((x) => [x.id, x]));
+	for (const c of created) {
+		const row = byId.get(c.id);
+		assert.ok(row, `request ${c.id} is in the database`);
+		assert.equal(row.tenant_id, c.t);
+		assert.deepEqual([Number(row.addrs), Number(row.jobs), Number(row.audits)], [1, 1, 1], c.id);
+	}
+	const [a] = await s.sqlJson(`SELECT count(*) AS n, count(DISTINCT xid) AS tx
+		FROM audit_log WHERE action = 'request.submit'`);
+	assert.equal(Number(a.n), created.length, 'one audit row per created request, none for refusals');
+	assert.ok(Number(a.tx) < created.length,
+		`groups formed: ${a.n} submits committed in ${a.tx} transactions`);
+	const [k] = await s.sqlJson(`SELECT count(*) AS n FROM idempotency_keys WHERE key = 'burst-key'`);
+	assert.equal(Number(k.n), 1);
+
+	// isolation: each request is its tenant's alone
+	for (const c of created.slice(0, 6)) {
+		const mine = await s.api('GET', `/v1/requests/${c.id}`, { token: tok[c.t] });
+		assert.equal(mine.status, 200);
+		const stranger = c.t === 'globex' ? 'initech' : 'globex';
+		const theirs = await s.api('GET', `/v1/requests/${c.id}`, { token: tok[stranger] });
+		assert.equal(theirs.status, 404);
+	}
+});
+
+test('the open-request cap holds inside a group', async () => {
+	const answers = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+		submit('capped', body(`${NET.capped}.${i + 1}`))));
+	const ok = answers.filter((r) => r.status === 202).length;
+	const capped = answers.filter((r) => r.status === 409 && r.json.code === 'too_many_open_requests');
+	assert.equal(ok, 20, answers.map((r) => r.status).join(' '));
+	assert.equal(capped.length, 10);
+	const [n] = await s.sqlJson(`SELECT count(*) AS n FROM requests WHERE tenant_id = 'capped'`);
+	assert.equal(Number(n.n), 20);
+	const [a] = await s.sqlJson(`SELECT count(*) AS n FROM audit_log
+		WHERE action = 'request.submit' AND tenant_id = 'capped'`);
+	assert.equal(Number(a.n), 20);
+});
