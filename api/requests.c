@@ -476,22 +476,22 @@ req_submit(struct api_req *r, struct p25_db *db)
  * request, its checks, decision, exemptions or messages bumps it, in the
  * same transaction: the ETag relies on it too), so a kept body is served
  * after a one-row version check instead of being rendered again (six
- * tables, under row-level security).  The check runs with the caller's
- * identity, like the full read, so the cache never answers for a request
- * the caller cannot see now; an entry also carries its tenant and is only
- * given back to the same tenant.  Direct-mapped by the id, bounded in
- * entries, entry size and bytes.
+ * tables, under row-level security).  An entry carries the tenant it was
+ * rendered for (under that tenant's identity) and is only given back to
+ * the same tenant; the check (view request_versions, migration 0015) asks
+ * for that id with that tenant, so a request that moved or vanished is
+ * read again in full, under row-level security, or answers 404.
+ * Direct-mapped by the id, bounded in entries, entry size and bytes.
  */
-#define RC_SLOTS 16384
+#define RC_SLOTS 65536
 #define RC_BODY_MAX 16384
-#define RC_BUDGET ((size_t)16 << 20)
+#define RC_BUDGET ((size_t)32 << 20)
 
+/* An entry is one block: "id\0tenant\0version\0body\0". */
 struct rc_slot {
-	char id[37];
-	char tenant[65];
-	char version[21];
-	char *body;
-	size_t len;
+	char *entry;
+	size_t size;		/* of the block */
+	const char *tenant, *version, *body;
 };
 
 static struct {
@@ -514,8 +514,8 @@ rc_slot_of(const char *id)
 static void
 rc_clear_locked(struct rc_slot *sl)
 {
-	rc.bytes -= sl->len;
-	free(sl->body);
+	rc.bytes -= sl->size;
+	free(sl->entry);
 	memset(sl, 0, sizeof(*sl));
 }
 
@@ -527,12 +527,10 @@ rc_get(const char *id, const char *tenant, char version[21])
 	char *copy = NULL;
 
 	pthread_mutex_lock(&rc.mu);
-	if (sl->body && strcmp(sl->id, id) == 0 && strcmp(sl->tenant, tenant) == 0) {
-		copy = malloc(sl->len + 1);
-		if (copy) {
-			memcpy(copy, sl->body, sl->len + 1);
-			memcpy(version, sl->version, 21);
-		}
+	if (sl->entry && strcmp(sl->entry, id) == 0 && strcmp(sl->tenant, tenant) == 0) {
+		copy = strdup(sl->body);
+		if (copy)
+			snprintf(version, 21, "%s", sl->version);
 	}
 	pthread_mutex_unlock(&rc.mu);
 	return copy;
@@ -542,33 +540,41 @@ rc_get(const char *id, const char *tenant, char version[21])
 static void
 rc_put(const char *id, const char *tenant, const char *version, const char *body)
 {
-	struct rc_slot *sl = rc_slot_of(id);
-	size_t len = body ? strlen(body) : 0;
-	char *copy = NULL;
+	struct rc_slot *sl = rc_slot_of(id), fresh = { 0 };
+	size_t li = strlen(id) + 1, lt = strlen(tenant) + 1, lv = strlen(version) + 1;
+	size_t lb = body ? strlen(body) + 1 : 0;
 
-	if (body && len <= RC_BODY_MAX && strlen(id) < sizeof(sl->id) &&
-	    strlen(tenant) < sizeof(sl->tenant) && strlen(version) < sizeof(sl->version))
-		copy = strdup(body);
+	if (body && lb <= RC_BODY_MAX && lv <= 21) {
+		fresh.size = li + lt + lv + lb;
+		fresh.entry = malloc(fresh.size);
+	}
+	if (fresh.entry) {
+		memcpy(fresh.entry, id, li);
+		memcpy(fresh.entry + li, tenant, lt);
+		memcpy(fresh.entry + li + lt, version, lv);
+		memcpy(fresh.entry + li + lt + lv, body, lb);
+		fresh.tenant = fresh.entry + li;
+		fresh.version = fresh.entry + li + lt;
+		fresh.body = fresh.entry + li + lt + lv;
+	}
 	pthread_mutex_lock(&rc.mu);
-	if (sl->body && (copy || strcmp(sl->id, id) == 0))
+	if (sl->entry && (fresh.entry || strcmp(sl->entry, id) == 0))
 		rc_clear_locked(sl);
-	if (copy && rc.bytes + len <= RC_BUDGET) {
-		snprintf(sl->id, sizeof(sl->id), "%s", id);
-		snprintf(sl->tenant, sizeof(sl->tenant), "%s", tenant);
-		snprintf(sl->version, sizeof(sl->version), "%s", version);
-		sl->body = copy;
-		sl->len = len;
-		rc.bytes += len;
-		copy = NULL;
+	if (fresh.entry && rc.bytes + fresh.size <= RC_BUDGET) {
+		*sl = fresh;
+		rc.bytes += fresh.size;
+		fresh.entry = NULL;
 	}
 	pthread_mutex_unlock(&rc.mu);
-	free(copy);
+	free(fresh.entry);
 }
 
 void
 req_get(struct api_req *r, struct p25_db *db)
 {
-	P25_STMT(ver_st, 2, "SELECT version FROM requests WHERE id = $1 AND tenant_id = $2");
+	/* the probe: migration 0015 says why it needs no identity */
+	P25_STMT(ver_st, 2, "SELECT version FROM request_versions"
+			    " WHERE id = $1::uuid AND tenant_id = $2");
 	const char *p[2] = { r->params[0], r->who.tenant };
 	struct p25_err err = { 0 };
 	char etag[32], version[21];
@@ -580,10 +586,10 @@ req_get(struct api_req *r, struct p25_db *db)
 		not_found(r);
 		return;
 	}
-	/* one round trip each: identity and read in one implicit transaction */
+	/* one round trip each */
 	s = rc_get(r->params[0], r->who.tenant, version);
 	if (s) {
-		res = api_read(r, db, &ver_st, p, &err);
+		res = p25_db_exec(db, &ver_st, p, &err);
 		if (!res || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), version) != 0) {
 			free(s);
 			s = NULL;
