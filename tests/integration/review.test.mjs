@@ -683,6 +683,70 @@ describe('the queue', () => {
 		assert.equal(p2.next_cursor, null);
 	});
 
+	// every combination of the filters against the table itself: the items a
+	// reference reading of requests, request_addresses and checks (as the
+	// owner, in JavaScript) says belong on the page, each rendered in full,
+	// the same whether read in one page or two at a time; the answer is one
+	// JSON object with exactly items and next_cursor (api/review.c assembles
+	// it from the rows' texts)
+	test('every filter combination: exactly the items the tables hold, in full, one page or paged', async () => {
+		// as p25-api reads them (TimeZone UTC, core/db.c), so timestamps compare as text
+		const utcJson = async (q) => JSON.parse((await s.sql(`SET TimeZone = 'UTC'; SELECT coalesce(jsonb_agg(t), '[]')::text FROM (${q}) t`))[0][0]);
+		const reqs = await utcJson(`SELECT id, tenant_id AS tenant, status, use_case, created_at, updated_at, vetting_round,
+			CASE WHEN claimed_until > now() THEN claimed_by END AS claimed_by,
+			CASE WHEN claimed_until > now() THEN claimed_until END AS claimed_until,
+			extract(epoch FROM now() - updated_at)::float8 AS age,
+			row_number() OVER (ORDER BY updated_at, id) AS ord
+			FROM requests WHERE tenant_id = 'qten'`);
+		const addrs = await utcJson(`SELECT request_id, prefix::text AS prefix, position FROM request_addresses WHERE tenant_id = 'qten'`);
+		const checks = await utcJson(`SELECT request_id, round, outcome FROM checks WHERE tenant_id = 'qten'`);
+		const render = (q) => {
+			const mine = addrs.filter((a) => a.request_id === q.id).sort((a, b) => a.position - b.position).map((a) => a.prefix);
+			const counts = {};
+			for (const c of checks) if (c.request_id === q.id && c.round === q.vetting_round) counts[c.outcome] = (counts[c.outcome] ?? 0) + 1;
+			return { id: q.id, tenant: q.tenant, status: q.status, use_case: q.use_case, addresses: mine.length ? mine : null,
+				created_at: q.created_at, updated_at: q.updated_at, claimed_by: q.claimed_by, claimed_until: q.claimed_until,
+				outcomes: Object.keys(counts).length ? counts : null };
+		};
+		const has = (q, outcome) => checks.some((c) => c.request_id === q.id && c.round === q.vetting_round && c.outcome === outcome);
+		let combos = 0;
+		for (const state of [null, 'needs_review', 'needs_info']) {
+			for (const outcome of [null, 'pass', 'warn', 'fail', 'error']) {
+				for (const age of [null, 2700, 6000]) {
+					const want = reqs
+						.filter((q) => (state ? q.status === state : ['needs_review', 'needs_info'].includes(q.status)))
+						.filter((q) => !outcome || has(q, outcome))
+						.filter((q) => !age || q.age >= age)
+						.sort((a, b) => a.ord - b.ord);
+					const qs = [state && `state=${state}`, outcome && `outcome=${outcome}`, age && `min_age_seconds=${age}`].filter(Boolean).join('&');
+					const r = await s.api('GET', `/v1/review/queue?tenant=qten&limit=100${qs ? `&${qs}` : ''}`, { token: rita });
+					assert.equal(r.status, 200, r.text);
+					const body = JSON.parse(r.text);
+					assert.deepEqual(Object.keys(body).sort(), ['items', 'next_cursor'], qs);
+					assert.equal(body.next_cursor, null, qs);
+					for (const [i, item] of body.items.entries()) {
+						const w = want[i] ? Math.floor(want[i].age) : -1;
+						assert.ok(item.waiting_seconds >= w && item.waiting_seconds <= w + 120, `${qs}: waiting_seconds ${item.waiting_seconds} vs ${w}`);
+					}
+					assert.deepEqual(body.items.map(({ waiting_seconds: _w, ...rest }) => rest), want.map(render), qs || 'no filter');
+					// two at a time: the same items, in the same order, each once
+					const paged = [];
+					let cursor = null;
+					for (let page = 0; page < 20; page++) {
+						const p = await queue(`limit=2${qs ? `&${qs}` : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+						assert.ok(p.items.length <= 2);
+						paged.push(...p.items.map((i) => i.id));
+						cursor = p.next_cursor;
+						if (!cursor) break;
+					}
+					assert.deepEqual(paged, want.map((q) => q.id), `${qs}: paged`);
+					combos += want.length > 0;
+				}
+			}
+		}
+		assert.ok(combos >= 20, `${combos} combinations hold items`);
+	});
+
 	test('bad parameters are 400', async () => {
 		for (const qs of ['state=approved', 'state=', 'outcome=bad', 'limit=0', 'limit=101', 'limit=x',
 			'min_age_seconds=-1', 'min_age_seconds=abc', 'cursor=not-a-cursor', 'tenant=bad%20id!']) {
@@ -841,7 +905,7 @@ SELECT id, tenant_id, 1, c.name,
   CASE WHEN random() < 0.2 THEN (ARRAY['error', 'fail', 'warn'])[1 + floor(random() * 3)::int] ELSE 'pass' END
 FROM ins CROSS JOIN (VALUES ('ownership'), ('dnsbl'), ('rdns')) c(name);
 COMMIT;
-ANALYZE tenants, requests, checks;`);
+VACUUM ANALYZE tenants, requests, checks;`);
 		const src = fs.readFileSync(path.join(SOURCE_DIR, 'api/review.c'), 'utf8');
 		const at = src.indexOf('P25_STMT(st, 7,', src.indexOf('review_queue(struct api_req'));
 		const stmt = src.slice(at, src.indexOf('");', at) + 2);
@@ -909,6 +973,20 @@ ROLLBACK;
 			const scan = all.find((n) => /Index Scan/.test(n['Node Type']) && n['Relation Name'] === 'requests');
 			assert.ok(scan, 'requests read through an index');
 			assert.match(scan['Index Cond'] ?? '', /updated_at, id\) >|updated_at >/, 'the cursor bounds the index scan');
+		});
+	}
+
+	// migrations/0012: checks_request_outcome carries tenant_id, which the
+	// row-level security policy names, so the outcome filter's probe and the
+	// per-item outcome counts read that index alone, never the check rows
+	for (const [name, params] of shapes.filter(([n]) => ['default', 'outcome=fail', 'combined'].includes(n))) {
+		test(`${name}: checks are read from checks_request_outcome alone`, async () => {
+			const onChecks = nodes(await plan(params)).filter((n) => n['Relation Name'] === 'checks');
+			assert.ok(onChecks.length >= (params[3] ? 2 : 1), 'the counts (and the outcome probe) read checks');
+			for (const n of onChecks) {
+				assert.equal(n['Node Type'], 'Index Only Scan', `${n['Node Type']} on checks`);
+				assert.equal(n['Index Name'], 'checks_request_outcome');
+			}
 		});
 	}
 
