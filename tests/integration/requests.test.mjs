@@ -686,10 +686,12 @@ describe('read one', () => {
 		assertProblem(await s.api('GET', url, { token: other }), 404, 'not_found');
 		// the row moved to another tenant (an admin's repair): the owner's kept body is not served
 		await s.sql("UPDATE requests SET tenant_id = 'globex' WHERE id = $1", [c.json.id]);
+		await s.sql("UPDATE request_addresses SET tenant_id = 'globex' WHERE request_id = $1", [c.json.id]);
 		assertProblem(await s.api('GET', url, { token: tok }), 404, 'not_found');
 		const moved = await s.api('GET', url, { token: other });
 		assert.equal(moved.status, 200);
 		assert.equal(moved.json.tenant, 'globex');
+		assert.deepEqual(moved.json.addresses, ['81.2.69.21/32']);
 	});
 
 	test('an id that does not exist, or is not a UUID → 404 not_found', async () => {
