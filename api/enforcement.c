@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 
@@ -62,19 +63,17 @@ static const unsigned char tok_plain[256] = {
 };
 
 /*
- * A buffer of len bytes for a snapshot body (freed with free()).  Beyond
- * glibc's mmap threshold each such allocation is fresh memory, and its
- * first write faults in every 4 KiB page: on a virtual machine that costs
- * more than the copy itself (~0.25 s of CPU for 55 MB measured here, 5 ms
- * for the same copy into memory already mapped).  Asking for transparent
- * huge pages on the buffer (THP "madvise" mode, the common default) makes
- * that a few dozen faults.  Only advice: without THP nothing changes.
+ * Advice for a snapshot body's buffer p of len bytes.  Beyond glibc's mmap
+ * threshold each such allocation is fresh memory, and its first write
+ * faults in every 4 KiB page: on a virtual machine that costs more than
+ * the copy itself (~0.25 s of CPU for 55 MB measured here, 5 ms for the
+ * same copy into memory already mapped).  Asking for transparent huge pages
+ * on the buffer (THP "madvise" mode, the common default) makes that a few
+ * dozen faults.  Only advice: without THP nothing changes.
  */
-static char *
-big_alloc(size_t len)
+static void
+huge_advise(char *p, size_t len)
 {
-	char *p = malloc(len);
-
 #ifdef MADV_HUGEPAGE
 	if (p && len >= (4u << 20)) {
 		uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
@@ -83,7 +82,19 @@ big_alloc(size_t len)
 		if (e > a)
 			(void)madvise((void *)a, e - a, MADV_HUGEPAGE);
 	}
+#else
+	(void)p;
+	(void)len;
 #endif
+}
+
+/* A buffer of len bytes for a snapshot body (freed with free()). */
+static char *
+big_alloc(size_t len)
+{
+	char *p = malloc(len);
+
+	huge_advise(p, len);
 	return p;
 }
 
@@ -111,73 +122,165 @@ reply_body(struct api_req *r, const char *text, size_t len)
 }
 
 /*
- * The body {"seq":N,"tokens":["<jws>",...]} built here from the rows, not
+ * The body {"seq":N,"tokens":["<jws>",...]} is written here, row by row as
+ * PostgreSQL sends the rows (p25_db_each_text: libpq's single-row mode), not
  * by json_agg in the database: with 100,000 tokens (55 MB) the aggregate's
  * per-character escaping and its sort (beyond work_mem: on disk) cost
- * seconds, while the rows themselves come in a fraction of that.  A token
- * is base64url and dots, which needs no JSON escaping; anything else (never
- * written by p25, but the column is text) goes through jansson.  No order:
- * the agent sorts by exemption id itself.  NULL when out of memory.
+ * seconds.  Taking the rows as they come lets the two CPUs overlap — the
+ * database scans and sends while this thread writes — and keeps no result
+ * set of 55 MB: holding one cost more in memory management (its thousands
+ * of blocks grown into the heap, then trimmed with a TLB shootdown each
+ * time) than the copying itself.  A token is base64url and dots, which
+ * needs no JSON escaping; anything else (never written by p25, but the
+ * column is text) goes through jansson.  No order: the agent sorts by
+ * exemption id itself.
+ *
+ * The buffer: the fault of each fresh 4 KiB page is what costs here (see
+ * huge_advise; growing 55 MB by realloc measured 0.64 s, nearly all page
+ * faults, since the mremap'd block lost its huge pages).  So the body is
+ * written into one mapping reserved at once — address space only, pages
+ * come as they are written, in 2 MiB huge pages where THP allows: the
+ * mapping is aligned to 2 MiB for that — of BODY_RESERVE or four times the
+ * last body, whichever is more, and only a body beyond that is copied into
+ * a mapping twice the size.  Unwritten pages cost nothing; the mapping is
+ * cut to the body's size once written.
  */
-static char *
-snapshot_body(const char *seq, PGresult *res, size_t *len)
+#define HUGE_2M ((size_t)2 << 20)
+#define BODY_RESERVE ((size_t)256 << 20)
+
+struct body_buf {
+	char *p;		/* mapping of cap bytes (munmap), 2 MiB aligned */
+	size_t len, cap;
+	char *dup;		/* NULL, or malloc'd, cap bytes: the same body, the reply */
+};
+
+static void
+body_unmap(char *p, size_t cap)
 {
-	size_t n = (size_t)PQntuples(res), i, cap = strlen(seq) + 32, o, l, k;
-	const unsigned char *t;
-	char *b, *esc;
+	if (p)
+		(void)munmap(p, cap);
+}
 
-	for (i = 0; i < n; i++)
-		cap += (size_t)PQgetlength(res, (int)i, 0) + 3;
-	b = big_alloc(cap);
-	if (!b)
+/* A mapping of cap bytes (a multiple of 2 MiB) aligned to 2 MiB, or NULL. */
+static char *
+body_map(size_t cap)
+{
+	char *m = mmap(NULL, cap + HUGE_2M, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uintptr_t a;
+	size_t head;
+
+	if (m == MAP_FAILED)
 		return NULL;
-	o = (size_t)snprintf(b, cap, "{\"seq\":%s,\"tokens\":[", seq);
-	for (i = 0; i < n; i++) {
-		t = (const unsigned char *)PQgetvalue(res, (int)i, 0);
-		l = (size_t)PQgetlength(res, (int)i, 0);
-		for (k = 0; k < l && tok_plain[t[k]]; k++)
-			;
-		if (i)
-			b[o++] = ',';
-		if (k == l) {
-			b[o++] = '"';
-			memcpy(b + o, t, l);
-			o += l;
-			b[o++] = '"';
-			continue;
-		}
-		/* escaped: at most 6 bytes a character, so grow for it */
-		{
-			json_t *js = json_string((const char *)t);
+	a = ((uintptr_t)m + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1);
+	head = (size_t)(a - (uintptr_t)m);
+	if (head)
+		(void)munmap(m, head);
+	(void)munmap((char *)a + cap, HUGE_2M - head);
+	huge_advise((char *)a, cap);
+	return (char *)a;
+}
 
-			esc = js ? json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-			json_decref(js);
-		}
-		if (!esc) {
-			free(b);
-			return NULL;
-		}
-		{
-			size_t el = strlen(esc);
-			char *nb = realloc(b, cap + el);
+/* Room for need more bytes; -1 with err when out of memory. */
+static int
+body_reserve(struct body_buf *bb, size_t need, struct p25_err *err)
+{
+	size_t cap = bb->cap ? bb->cap * 2 : BODY_RESERVE;
+	char *np;
 
-			if (!nb) {
-				free(esc);
-				free(b);
-				return NULL;
-			}
-			b = nb;
-			cap += el;
-			memcpy(b + o, esc, el);
-			o += el;
-			free(esc);
-		}
+	if (bb->len + need <= bb->cap)
+		return 0;
+	while (cap < bb->len + need)
+		cap *= 2;
+	np = body_map(cap);
+	if (!np) {
+		p25_err_set(err, 503, "out_of_memory", "out of memory");
+		return -1;
 	}
-	b[o++] = ']';
-	b[o++] = '}';
-	b[o] = '\0';
-	*len = o;
-	return b;
+	if (bb->len)
+		memcpy(np, bb->p, bb->len);
+	body_unmap(bb->p, bb->cap);
+	bb->p = np;
+	bb->cap = cap;
+	/* rare (a body 4 times the last one): the reply is copied at the end */
+	free(bb->dup);
+	bb->dup = NULL;
+	return 0;
+}
+
+/* Unmaps what lies beyond the body (and its NUL), in whole 2 MiB steps. */
+static void
+body_trim(struct body_buf *bb)
+{
+	size_t keep = (bb->len + 1 + HUGE_2M - 1) & ~(HUGE_2M - 1);
+
+	if (keep < bb->cap) {
+		(void)munmap(bb->p + keep, bb->cap - keep);
+		bb->cap = keep;
+	}
+}
+
+/* One token of the body. */
+static int
+body_append(struct body_buf *bb, const char *text, size_t len, struct p25_err *err)
+{
+	const unsigned char *t = (const unsigned char *)text;
+	size_t k;
+
+	if (body_reserve(bb, len + 3, err) != 0)
+		return -1;
+	if (bb->p[bb->len - 1] != '[')
+		bb->p[bb->len++] = ',';
+	for (k = 0; k < len && tok_plain[t[k]]; k++)
+		;
+	if (k == len) {
+		bb->p[bb->len++] = '"';
+		memcpy(bb->p + bb->len, t, len);
+		bb->len += len;
+		bb->p[bb->len++] = '"';
+		return 0;
+	}
+	{
+		json_t *js = json_stringn(text, len);
+		char *esc = js ? json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+		size_t el = esc ? strlen(esc) : 0;
+
+		json_decref(js);
+		if (!esc) {
+			p25_err_set(err, 500, "internal", "a token cannot be written as JSON");
+			return -1;
+		}
+		if (body_reserve(bb, el, err) != 0) {
+			free(esc);
+			return -1;
+		}
+		memcpy(bb->p + bb->len, esc, el);
+		bb->len += el;
+		free(esc);
+	}
+	return 0;
+}
+
+/*
+ * p25_row_fn: one token, written twice.  The builder's own reply needs a
+ * malloc'd copy of the body (http.c hands it to MHD, which frees it), and
+ * made after the build that copy (55 MB into fresh memory) came after the
+ * last row, adding to the answer's time: written here with each row, while
+ * the data is in the cache, it overlaps with PostgreSQL sending the rows.
+ */
+static int
+body_row(const char *text, size_t len, void *arg, struct p25_err *err)
+{
+	struct body_buf *bb = arg;
+	size_t from = bb->len;
+
+	if (!text)
+		return 0;	/* tokens.jws is NOT NULL */
+	if (body_append(bb, text, len, err) != 0)
+		return -1;
+	if (bb->dup)
+		memcpy(bb->dup + from, bb->p + from, bb->len - from);
+	return 0;
 }
 
 /*
@@ -204,8 +307,8 @@ snapshot_body(const char *seq, PGresult *res, size_t *len)
  * the key.  The ETag stays the position: a body and its ETag always agree.
  */
 struct snap_body {
-	char *text;
-	size_t len;
+	char *text;		/* a mapping of map_len bytes (body_map) */
+	size_t len, map_len;
 	long long seq;
 	long long min_exp_us;	/* earliest expires_at of a current token (at most
 				   the body's earliest), unix µs; LLONG_MAX: none */
@@ -217,6 +320,7 @@ static struct {
 	pthread_cond_t built;	/* a build ended (stored or failed) */
 	struct snap_body *cur;	/* NULL: none */
 	bool building;
+	size_t last_len;	/* of the last body built: the next one's first guess */
 } snap_cache = { .mu = PTHREAD_MUTEX_INITIALIZER, .built = PTHREAD_COND_INITIALIZER };
 
 /* Under snap_cache.mu. */
@@ -224,7 +328,7 @@ static void
 snap_unref_locked(struct snap_body *b)
 {
 	if (b && --b->refs == 0) {
-		free(b->text);
+		body_unmap(b->text, b->map_len);
 		free(b);
 	}
 }
@@ -249,13 +353,33 @@ snap_release(struct snap_body *b)
 	pthread_mutex_unlock(&snap_cache.mu);
 }
 
+/* CPU time of the calling thread, ns (for the debug log) */
+static uint64_t
+thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /*
  * Reads the tokens in the open transaction (at position seq) and builds the
  * body; NULL with err on failure.  The earliest expiry comes from the same
- * snapshot of the database.
+ * snapshot of the database.  Called by the one builder (snap_cache.building
+ * is ours), which alone touches snap_cache.last_len.
+ *
+ * The plan: the row-level-security predicate on both tables (a
+ * current_setting() the planner cannot see through) makes it expect a
+ * handful of rows where every row qualifies, so left alone it joins by
+ * 100,000 index probes into tokens, in a parallel plan.  One sequential
+ * pass over each table joined by hash costs half as much, and a parallel
+ * worker would only take the CPU this thread needs to write the body while
+ * the rows come: both are set for this transaction only (SET LOCAL).
  */
 static struct snap_body *
-snap_build(struct p25_db *db, const char *seq, struct p25_err *err)
+snap_build(struct p25_db *db, const char *seq, char **reply, struct p25_err *err)
 {
 	P25_STMT(toks, 0,
 	    "SELECT t.jws FROM tokens t"
@@ -266,10 +390,15 @@ snap_build(struct p25_db *db, const char *seq, struct p25_err *err)
 	P25_STMT(minexp, 0,
 	    "SELECT (extract(epoch FROM min(expires_at)) * 1000000)::bigint FROM tokens"
 	    " WHERE current AND expires_at > now()");
+	P25_STMT(plan, 0,
+	    "SELECT set_config('enable_nestloop', 'off', true),"
+	    " set_config('max_parallel_workers_per_gather', '0', true)");
+	struct body_buf bb = { 0 };
 	struct snap_body *b;
 	PGresult *res;
-	uint64_t t0 = api_mono_ns(), t1, t2;
-	int ntok;
+	uint64_t t0 = api_mono_ns(), t1, c1;
+	long ntok;
+	int n;
 
 	b = calloc(1, sizeof(*b));
 	if (!b) {
@@ -279,32 +408,53 @@ snap_build(struct p25_db *db, const char *seq, struct p25_err *err)
 	b->refs = 1;
 	b->seq = strtoll(seq, NULL, 10);
 	res = p25_db_exec(db, &minexp, NULL, err);
-	if (!res) {
-		free(b);
-		return NULL;
-	}
+	if (!res)
+		goto fail;
 	b->min_exp_us = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
 		      ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : LLONG_MAX;
 	PQclear(res);
+	if (p25_db_run(db, &plan, NULL, err) < 0)
+		goto fail;
 	t1 = api_mono_ns();
-	res = p25_db_exec(db, &toks, NULL, err);
-	if (!res) {
-		free(b);
-		return NULL;
+	c1 = thread_cpu_ns();
+	if (body_reserve(&bb, strlen(seq) + 32 + 4 * snap_cache.last_len, err) != 0)
+		goto fail;
+	n = snprintf(bb.p, bb.cap, "{\"seq\":%s,\"tokens\":[", seq);
+	bb.len = (size_t)n;
+	bb.dup = malloc(bb.cap);	/* address space only, as bb.p; NULL: copied later */
+	huge_advise(bb.dup, bb.cap);
+	if (bb.dup)
+		memcpy(bb.dup, bb.p, bb.len);
+	ntok = p25_db_each_text(db, &toks, NULL, body_row, &bb, err);
+	if (ntok < 0 || body_reserve(&bb, 3, err) != 0)
+		goto fail;
+	bb.p[bb.len++] = ']';
+	bb.p[bb.len++] = '}';
+	bb.p[bb.len] = '\0';
+	if (bb.dup) {
+		char *fit;
+
+		memcpy(bb.dup + bb.len - 2, "]}", 3);
+		/* shrinking an mmap'd block: mremap in place, no copy */
+		fit = realloc(bb.dup, bb.len + 1);
+		*reply = fit ? fit : bb.dup;
+		bb.dup = NULL;
 	}
-	t2 = api_mono_ns();
-	ntok = PQntuples(res);
-	b->text = snapshot_body(seq, res, &b->len);
-	PQclear(res);
-	p25_debug("snapshot.built", "seq %s, %d tokens: earliest expiry %.1f ms, rows %.1f ms,"
-		  " body %.1f ms", seq, ntok, (double)(t1 - t0) / 1e6,
-		  (double)(t2 - t1) / 1e6, (double)(api_mono_ns() - t2) / 1e6);
-	if (!b->text) {
-		free(b);
-		p25_err_set(err, 503, "out_of_memory", "out of memory");
-		return NULL;
-	}
+	body_trim(&bb);
+	b->text = bb.p;
+	b->len = bb.len;
+	b->map_len = bb.cap;
+	snap_cache.last_len = bb.len;
+	p25_debug("snapshot.built", "seq %s, %ld tokens, %zu bytes: earliest expiry %.1f ms,"
+		  " rows and body %.1f ms (this thread's CPU %.1f ms)", seq, ntok, bb.len,
+		  (double)(t1 - t0) / 1e6, (double)(api_mono_ns() - t1) / 1e6,
+		  (double)(thread_cpu_ns() - c1) / 1e6);
 	return b;
+fail:
+	body_unmap(bb.p, bb.cap);
+	free(bb.dup);
+	free(b);
+	return NULL;
 }
 
 void
@@ -317,6 +467,7 @@ enf_snapshot(struct api_req *r, struct p25_db *db)
 	char etag[40], seq[24];
 	struct snap_body *b = NULL;
 	PGresult *res = NULL;
+	char *mine = NULL;	/* the builder's reply, written with the body */
 	const char *inm, *how = "cached";
 	long long nseq, now_us;
 	uint64_t t0 = api_mono_ns();
@@ -357,7 +508,7 @@ enf_snapshot(struct api_req *r, struct p25_db *db)
 	if (!b) {
 		/* ours to build, in this transaction: exactly the rows at nseq */
 		how = "built";
-		b = snap_build(db, seq, &err);
+		b = snap_build(db, seq, &mine, &err);
 		pthread_mutex_lock(&snap_cache.mu);
 		snap_cache.building = false;
 		if (b && (!snap_cache.cur || snap_cache.cur->seq <= b->seq)) {
@@ -371,7 +522,13 @@ enf_snapshot(struct api_req *r, struct p25_db *db)
 			goto fail;
 	}
 	p25_db_rollback(db);
-	if (reply_body(r, b->text, b->len) != 0) {
+	if (mine) {
+		free(r->resp);
+		r->resp = mine;		/* http.c frees it */
+		r->resp_len = b->len;
+		r->status = 200;
+		r->ctype = "application/json";
+	} else if (reply_body(r, b->text, b->len) != 0) {
 		snap_release(b);
 		return;
 	}

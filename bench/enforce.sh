@@ -221,13 +221,17 @@ stack_ticks() {
 	done
 	echo "$t"
 }
+api_ticks() { awk '{ print $14 + $15 }' "/proc/$apid/stat"; }
 snap_times=()
 snap_ticks=()
+snap_api_ticks=()
 for i in $(seq "$n_snap"); do
 	ticks0=$(stack_ticks)
+	aticks0=$(api_ticks)
 	out=$(curl -sS -o "$work/snapshot.json" -w '%{http_code} %{time_total} %{size_download}' \
 		-H "Authorization: Bearer $enforcer" "$api/v1/enforcement/snapshot")
 	snap_ticks+=($(($(stack_ticks) - ticks0)))
+	snap_api_ticks+=($(($(api_ticks) - aticks0)))
 	read -r code t size <<<"$out"
 	[ "$code" = 200 ] || die "snapshot answered $code"
 	snap_times+=("$t")
@@ -241,6 +245,7 @@ fig snapshot.tokens "$n_in_snap" tokens
 fig snapshot.bytes "$size" bytes
 fig snapshot.cold "$snap_cold" s
 fig snapshot.cold_cpu "$snap_cold_cpu" s
+fig snapshot.cold_cpu_api "$(calc '%.3f' "${snap_api_ticks[0]} / $hz")" s
 if [ "$n_snap" -gt 1 ]; then
 	snap_med=$(printf '%s\n' "${snap_times[@]:1}" | median)
 	snap_cached_cpu=$(calc '%.3f' "($(printf '%s+' "${snap_ticks[@]:1}")0) / $hz / ($n_snap - 1)")

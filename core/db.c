@@ -729,3 +729,59 @@ p25_pool_free(struct p25_pool *pool)
 	free(pool->appname);
 	free(pool);
 }
+
+/* ---------------------------------------------------------- row by row */
+
+/*
+ * p25_db_each_text (db.h).  Single-row mode: libpq makes a small result of
+ * each row as it is parsed off the socket, which fn consumes and PQclear
+ * gives back at once, so the memory in use stays one row however many rows
+ * come.  Should the mode not be taken (libpq refuses it only when no query
+ * is pending), the rows come in one result, which the same loop handles.
+ * After fn stops the rest is read and dropped: the connection must be idle
+ * for its next use, and fn stops only on exhaustion.
+ */
+long
+p25_db_each_text(struct p25_db *db, struct p25_stmt *st, const char *const *params,
+		 p25_row_fn fn, void *arg, struct p25_err *err)
+{
+	char name[24];
+	PGresult *res;
+	bool failed = false;
+	long n = 0;
+	int id;
+
+	if (!db->in_tx && p25_db_ensure(db, err) != 0)
+		return -1;
+	id = stmt_prepare(db, st, err);
+	if (id < 0)
+		return -1;
+	snprintf(name, sizeof(name), "p25_%d", id);
+	if (!PQsendQueryPrepared(db->conn, name, st->nparams, params, NULL, NULL, 0)) {
+		p25_db_error(db, NULL, err);
+		return -1;
+	}
+	(void)PQsetSingleRowMode(db->conn);
+	while ((res = PQgetResult(db->conn)) != NULL) {
+		ExecStatusType s = PQresultStatus(res);
+
+		if (s == PGRES_SINGLE_TUPLE || s == PGRES_TUPLES_OK) {
+			int rows = PQnfields(res) > 0 ? PQntuples(res) : 0, i;
+
+			for (i = 0; i < rows && !failed; i++) {
+				const char *v = PQgetisnull(res, i, 0) ? NULL : PQgetvalue(res, i, 0);
+
+				if (fn(v, v ? (size_t)PQgetlength(res, i, 0) : 0, arg, err) != 0)
+					failed = true;
+				else
+					n++;
+			}
+		} else if (!failed) {
+			/* an error, also after rows (the connection lost mid-way) */
+			p25_db_error(db, res, err);
+			failed = true;
+		}
+		PQclear(res);
+	}
+	return failed ? -1 : n;
+}

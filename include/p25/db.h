@@ -147,4 +147,20 @@ void p25_pool_notify(struct p25_pool *pool, const char *channel, const char *pay
 /* Finishes queued work, joins the threads, closes the connections. */
 void p25_pool_free(struct p25_pool *pool);
 
+/*
+ * Runs a declared statement and hands the first column of each row to fn
+ * as the row arrives (libpq's single-row mode), so the caller works while
+ * PostgreSQL is still producing rows, and no result holds them all.  fn
+ * gets the value (NUL-terminated; NULL for SQL NULL) and its length, valid
+ * only during the call, and returns 0 to go on or -1 to stop (with err
+ * filled by fn).  Returns the rows passed to fn, or -1 with err filled: on
+ * a database error, which may come after rows were passed (the caller
+ * throws away what it made of them), or when fn stopped.  The connection is
+ * idle again on return.  Inside a transaction the rows are those of its
+ * snapshot.
+ */
+typedef int (*p25_row_fn)(const char *text, size_t len, void *arg, struct p25_err *err);
+long p25_db_each_text(struct p25_db *db, struct p25_stmt *st, const char *const *params,
+		      p25_row_fn fn, void *arg, struct p25_err *err);
+
 #endif

@@ -141,11 +141,64 @@ describe('snapshot cache', () => {
 		assert.equal(n1.built + n1.cached + n1.waited - (n0.built + n0.cached + n0.waited), 8);
 	});
 
+	test('built while events are written: exactly the tokens the feed gives up to its position', async () => {
+		// The body is written row by row as PostgreSQL sends them, while
+		// grants and revokes commit; it must still be the state at its seq:
+		// replaying the feed up to seq gives the same tokens (of the
+		// exemptions made here), and no other position's.
+		const mine = [];
+		for (let i = 0; i < 3; i++) mine.push(await approved(`81.2.69.${50 + i}`));
+		const bodies = [];
+		for (let round = 0; round < 4; round++) {
+			const writes = round % 2
+				? s.api('DELETE', `/v1/exemptions/${mine[round]}`, { token: tok }).then((r) => r.status)
+				: approved(`81.2.69.${60 + round}`).then((id) => { mine.push(id); return 200; });
+			const [snap, w] = await Promise.all([snapshot(), writes]);
+			assert.equal(snap.status, 200, snap.text);
+			assert.equal(w, 200);
+			bodies.push(snap);
+		}
+		bodies.push(await snapshot());
+		const events = await s.feedEvents(0, enf);
+		const ever = new Set((await s.sql('SELECT jws FROM tokens WHERE exemption_id = ANY($1::uuid[])', [mine]))
+			.map(([j]) => j));
+		for (const b of bodies) {
+			const at = new Map();
+			for (const e of events) {
+				if (e.seq > b.json.seq || !mine.includes(e.exemption)) continue;
+				if (e.type === 'revoke') at.delete(e.exemption);
+				else at.set(e.exemption, e.token);
+			}
+			assert.deepEqual(b.json.tokens.filter((j) => ever.has(j)).sort(), [...at.values()].sort(),
+				`the body at seq ${b.json.seq}`);
+		}
+		// the last one, fetched again: the same bytes, from memory
+		const n0 = served();
+		const again = await snapshot();
+		assert.equal(again.text, bodies.at(-1).text);
+		assert.equal(served().cached - n0.cached, 1);
+	});
+
 	test('the body is the database\'s snapshot: the same tokens as a query at that position', async () => {
 		const r = await snapshot();
 		const rows = await s.sql("SELECT t.jws FROM tokens t JOIN exemptions e ON e.id = t.exemption_id"
 			+ " WHERE t.current AND e.status = 'active' AND t.expires_at > now()");
 		assert.deepEqual([...r.json.tokens].sort(), rows.map(([j]) => j).sort());
 		await waitFor(() => served().built > 0, { what: 'the log' });
+	});
+
+	test('a token text that needs JSON escaping is escaped, the others copied as they are', async () => {
+		// p25 writes only base64url and dots; the column is text all the same
+		const ex = await approved('81.2.69.70');
+		const odd = `${await currentJws(ex)}"\\\u00e9\n`;
+		await s.sql('UPDATE tokens SET jws = $2 WHERE exemption_id = $1 AND current', [ex, odd]);
+		await approved('81.2.69.71');	// an event: the next fetch builds
+		const r = await snapshot();
+		assert.equal(r.status, 200, r.text);
+		assert.ok(r.json.tokens.includes(odd), 'the odd token, read back exactly');
+		// as JSON: a newline inside a value would split a row of s.sql's output
+		const [[all]] = await s.sql("SELECT json_agg(t.jws)::text FROM tokens t JOIN exemptions e"
+			+ " ON e.id = t.exemption_id WHERE t.current AND e.status = 'active' AND t.expires_at > now()");
+		assert.deepEqual([...r.json.tokens].sort(), JSON.parse(all).sort());
 	});
 });
