@@ -46,6 +46,8 @@
 #include "p25/dns.h"
 #include "p25/err.h"
 
+#include "dnstest.h"
+
 #define RBLDNSD "/usr/sbin/rbldnsd"
 #define ZONE "zen.test"
 #define BURST 20000
@@ -54,39 +56,6 @@
 static char dir[64];
 static char server[64];	/* rbldnsd, "127.0.0.1:PORT" */
 static pid_t rbl_pid = -1;
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* A UDP port free on 127.0.0.1 now (bound to port 0 and released); with
- * fd, the socket stays bound and is returned there: a server that reads
- * nothing and answers nothing. */
-static int
-udp_port(int *fd)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_DGRAM, 0), port;
-
-	assert_true(s >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	if (fd)
-		*fd = s;
-	else
-		close(s);
-	return port;
-}
 
 struct one {
 	int status, calls;
@@ -104,19 +73,6 @@ one_cb(void *arg, int status, const unsigned char *abuf, int alen)
 	o->status = status;
 	o->calls++;
 	o->at = now_ms();
-}
-
-static struct p25_dns *
-dns_new(const char *servers, int timeout_ms, int tries, int window)
-{
-	struct p25_err e = { 0 };
-	struct p25_dns *d = p25_dns_new(servers, timeout_ms, tries, &e);
-
-	assert_non_null(d);
-	p25_err_clear(&e);
-	if (window > 0)
-		p25_dns_set_max_inflight(d, window);
-	return d;
 }
 
 /* ------------------------------------------------------------ rbldnsd */

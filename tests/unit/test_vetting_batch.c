@@ -47,6 +47,8 @@
 #include "p25/ipaddr.h"
 #include "p25/vetting.h"
 
+#include "dnstest.h"
+
 #define RBLDNSD "/usr/sbin/rbldnsd"
 #define DNSMASQ "/usr/sbin/dnsmasq"
 #define ZONE "zen.test"
@@ -56,51 +58,6 @@ static char server[64];		/* dnsmasq, "127.0.0.1:PORT" */
 static pid_t rbl_pid = -1, dnsmasq_pid = -1;
 static char zones[] = ZONE;
 static struct p25_config cfg;
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* A UDP port free on 127.0.0.1 now; with fd, the socket stays bound and is
- * returned there: a server that reads nothing and answers nothing. */
-static int
-udp_port(int *fd)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_DGRAM, 0), port;
-
-	assert_true(s >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	if (fd)
-		*fd = s;
-	else
-		close(s);
-	return port;
-}
-
-static struct p25_dns *
-dns_new(const char *servers, int timeout_ms, int tries, int window)
-{
-	struct p25_err e = { 0 };
-	struct p25_dns *d = p25_dns_new(servers, timeout_ms, tries, &e);
-
-	assert_non_null(d);
-	p25_err_clear(&e);
-	if (window > 0)
-		p25_dns_set_max_inflight(d, window);
-	return d;
-}
 
 struct one {
 	int status;
