@@ -30,8 +30,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { BUILD_DIR, run, sleep, startStack } from '../lib/harness.mjs';
+import { startListener as netnsListener, startProber as netnsProber } from '../lib/netns.mjs';
 import { startDns } from '../lib/dns.mjs';
 
 const ENFORCER = path.resolve(BUILD_DIR, 'p25-enforcer');
@@ -100,66 +100,8 @@ async function makeNamespaces() {
 	if (n.code !== 0) skip(`nftables does not work in a namespace here: ${n.stderr.trim()}`);
 }
 
-const LISTENER = `
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', 25))
-s.listen(128)
-print('ready', flush=True)
-while True:
-    c, a = s.accept()
-    try:
-        c.sendall(b'220 internet.test ESMTP p25 monitor test\\r\\n')
-    finally:
-        c.close()
-`;
-const PROBER = `
-import json, socket, sys, time
-for line in sys.stdin:
-    src, dst = line.split()
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(3)
-    s.bind((src, 0))
-    t = time.monotonic()
-    try:
-        s.connect((dst, 25))
-        banner = s.recv(200).decode(errors='replace').strip()
-        r = {'result': 'connected', 'banner': banner}
-    except ConnectionRefusedError:
-        r = {'result': 'refused'}
-    except socket.timeout:
-        r = {'result': 'timeout'}
-    except OSError as e:
-        r = {'result': 'error', 'error': str(e)}
-    finally:
-        s.close()
-    r['ms'] = round((time.monotonic() - t) * 1000, 1)
-    print(json.dumps(r), flush=True)
-`;
-
-async function startListener(py) {
-	const p = spawn('ip', ['netns', 'exec', NS.internet, py, '-c', LISTENER], { stdio: ['ignore', 'pipe', 'pipe'] });
-	helpers.push(p);
-	let err = '';
-	p.stderr.on('data', (d) => { err += d; });
-	await new Promise((resolve, reject) => {
-		const t = setTimeout(() => reject(new Error(`listener did not start: ${err}`)), 10000);
-		p.stdout.once('data', () => { clearTimeout(t); resolve(); });
-		p.once('exit', (c) => { clearTimeout(t); reject(new Error(`listener exited ${c}: ${err}`)); });
-	});
-}
-function startProber(py) {
-	const p = spawn('ip', ['netns', 'exec', NS.tenant, py, '-u', '-c', PROBER], { stdio: ['pipe', 'pipe', 'inherit'] });
-	helpers.push(p);
-	const rl = readline.createInterface({ input: p.stdout });
-	const waiting = [];
-	rl.on('line', (line) => waiting.shift()?.(JSON.parse(line)));
-	return (src) => new Promise((resolve) => {
-		waiting.push(resolve);
-		p.stdin.write(`${src} ${DST}\n`);
-	});
-}
+const startListener = (py) => netnsListener(py, NS.internet, 'p25 monitor test', helpers);
+const startProber = (py) => netnsProber(py, NS.tenant, DST, helpers);
 
 // ------------------------------------------------------------ before any test: can we run?
 
