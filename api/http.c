@@ -443,8 +443,15 @@ run_on_pool(struct p25_db *db, void *arg)
  * one.  The list is bounded like the pool's queue: beyond
  * P25_DB_QUEUE_MAX waiting requests (plus one per connection) a request is
  * refused with 503.
+ *
+ * A tenant's requests are never in two groups at once: a group holds its
+ * tenants' locks (the submit lock) until it commits, so a second group
+ * with one of them would wait for the whole first group, and groups would
+ * queue behind each other.  A request whose tenant is in a running group
+ * waits for the next group; the running group posts an item when it ends.
  */
 #define API_GROUP_MAX 16
+#define API_GROUP_BUSY_MAX 256
 
 static struct {
 	pthread_mutex_t mu;
@@ -452,7 +459,33 @@ static struct {
 	int n;			/* requests waiting */
 	int pending;		/* items posted, not started */
 	int running;		/* items taking or handling a group */
+	/* the tenants of the requests in running groups (a request's own
+	 * who.tenant, valid while its group runs), with their hash */
+	struct { uint32_t h; const char *t; } busy[API_GROUP_BUSY_MAX];
+	int nbusy;
 } group_q = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static uint32_t
+tenant_hash(const char *t)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *t; t++)
+		h = (h ^ (unsigned char)*t) * 16777619u;
+	return h;
+}
+
+/* Whether tenant t (hash h) is among the first nbusy busy entries. */
+static bool
+tenant_busy(uint32_t h, const char *t, int nbusy)
+{
+	int i;
+
+	for (i = 0; i < nbusy; i++)
+		if (group_q.busy[i].h == h && strcmp(group_q.busy[i].t, t) == 0)
+			return true;
+	return false;
+}
 
 static void run_group(struct p25_db *db, void *arg);
 
@@ -512,25 +545,30 @@ run_group(struct p25_db *db, void *arg)
 {
 	const struct api_route *route = NULL;
 	struct api_req *rs[API_GROUP_MAX], **pp, *r, *refused = NULL;
-	int n = 0, i, want;
+	int n = 0, i, want, nbusy0;
 
 	(void)arg;
 	pthread_mutex_lock(&group_q.mu);
 	group_q.pending--;
 	group_q.running++;
+	nbusy0 = group_q.nbusy;
 	want = (group_q.n + group_threads() - 1) / group_threads();
 	if (want > API_GROUP_MAX)
 		want = API_GROUP_MAX;
 	group_q.tail = NULL;
 	for (pp = &group_q.head; *pp;) {
 		r = *pp;
-		if (!route)
+		if (n < want && (!route || r->route == route) &&
+		    !tenant_busy(tenant_hash(r->who.tenant), r->who.tenant, nbusy0)) {
 			route = r->route;
-		if (n < want && r->route == route) {
 			*pp = r->grp_next;
 			r->grp_next = NULL;
 			rs[n++] = r;
 			group_q.n--;
+			if (db && group_q.nbusy < API_GROUP_BUSY_MAX) {
+				group_q.busy[group_q.nbusy].h = tenant_hash(r->who.tenant);
+				group_q.busy[group_q.nbusy++].t = r->who.tenant;
+			}
 		} else {
 			group_q.tail = r;
 			pp = &r->grp_next;
@@ -548,6 +586,19 @@ run_group(struct p25_db *db, void *arg)
 		for (i = 0; i + 1 < n; i++)
 			rs[i]->grp_next = rs[i + 1];
 		route->fn(rs[0], db);
+		/* the group's transaction is over: its tenants are free again
+		 * (before the requests go back to MHD, which may free them) */
+		pthread_mutex_lock(&group_q.mu);
+		for (i = 0; i < group_q.nbusy;) {
+			int k;
+			for (k = 0; k < n && group_q.busy[i].t != rs[k]->who.tenant; k++)
+				;
+			if (k < n)
+				group_q.busy[i] = group_q.busy[--group_q.nbusy];
+			else
+				i++;
+		}
+		pthread_mutex_unlock(&group_q.mu);
 		for (i = 0; i < n; i++) {
 			rs[i]->grp_next = NULL;
 			p25_log_ctx(rs[i]->id);
@@ -557,7 +608,10 @@ run_group(struct p25_db *db, void *arg)
 
 	pthread_mutex_lock(&group_q.mu);
 	group_q.running--;
-	group_post_locked(&refused);
+	/* a run that found only busy tenants posts nothing: the groups holding
+	 * them post when they end (no item spinning meanwhile) */
+	if (n > 0)
+		group_post_locked(&refused);
 	pthread_mutex_unlock(&group_q.mu);
 	reply_refused(refused);
 }
