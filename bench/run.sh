@@ -22,7 +22,7 @@
 #   BENCH_DURATION     seconds per measurement (10; 5 with --quick)
 #   BENCH_ROUNDS       rounds of floor + subject, back to back (3; 1 with
 #                      --quick); figures are medians over the rounds
-#   BENCH_TENANTS      tenants the submit/get runs spread over (200)
+#   BENCH_TENANTS      tenants the submit/get runs spread over (2000)
 #   BENCH_DIAG=1       also sample what PostgreSQL backends wait on during
 #                      the insert, submit and get runs (comment lines)
 #   BENCH_KEEP=1       keep the work folder (logs, cluster) for a post-mortem
@@ -57,7 +57,7 @@ done
 dur=${BENCH_DURATION:-$([ $quick = 1 ] && echo 5 || echo 10)}
 rounds=${BENCH_ROUNDS:-$([ $quick = 1 ] && echo 1 || echo 3)}
 conns=64
-ntenants=${BENCH_TENANTS:-200}
+ntenants=${BENCH_TENANTS:-2000}
 for v in dur:BENCH_DURATION:1:3600 rounds:BENCH_ROUNDS:1:100 ntenants:BENCH_TENANTS:1:60000; do
 	IFS=: read -r n env lo hi <<<"$v"
 	[[ ${!n} =~ ^[0-9]+$ ]] && [ "${!n}" -ge "$lo" ] && [ "${!n}" -le "$hi" ] ||
