@@ -495,6 +495,7 @@ group_threads(void)
 	return api.cfg.db_pool_size > 0 ? (int)api.cfg.db_pool_size : 1;
 }
 
+/* Answers r 503 overloaded and hands it back to MHD (from any thread). */
 static void
 reply_overloaded(struct api_req *r)
 {
@@ -557,16 +558,18 @@ run_group(struct p25_db *db, void *arg)
 		want = API_GROUP_MAX;
 	group_q.tail = NULL;
 	for (pp = &group_q.head; *pp;) {
+		uint32_t h;
+
 		r = *pp;
 		if (n < want && (!route || r->route == route) &&
-		    !tenant_busy(tenant_hash(r->who.tenant), r->who.tenant, nbusy0)) {
+		    !tenant_busy(h = tenant_hash(r->who.tenant), r->who.tenant, nbusy0)) {
 			route = r->route;
 			*pp = r->grp_next;
 			r->grp_next = NULL;
 			rs[n++] = r;
 			group_q.n--;
 			if (db && group_q.nbusy < API_GROUP_BUSY_MAX) {
-				group_q.busy[group_q.nbusy].h = tenant_hash(r->who.tenant);
+				group_q.busy[group_q.nbusy].h = h;
 				group_q.busy[group_q.nbusy++].t = r->who.tenant;
 			}
 		} else {
@@ -677,14 +680,8 @@ dispatch(struct api_req *r)
 		group_join(r);
 		return MHD_YES;
 	}
-	if (p25_pool_submit(api.pool, run_on_pool, r) != 0) {
-		struct p25_err err = { 0 };
-		p25_err_set(&err, 503, "overloaded", "all database connections are busy");
-		err.retry_after = 1;
-		api_reply_err(r, &err);
-		atomic_store(&r->stage, STAGE_READY);
-		MHD_resume_connection(r->conn);
-	}
+	if (p25_pool_submit(api.pool, run_on_pool, r) != 0)
+		reply_overloaded(r);
 	return MHD_YES;
 }
 

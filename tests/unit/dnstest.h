@@ -8,11 +8,16 @@
 #define P25_TEST_DNSTEST_H
 
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <ares.h>
 
 /* Monotonic milliseconds. */
 static inline double
@@ -60,6 +65,45 @@ dns_new(const char *servers, int timeout_ms, int tries, int window)
 	if (window > 0)
 		p25_dns_set_max_inflight(d, window);
 	return d;
+}
+
+static inline void
+status_cb(void *arg, int status, const unsigned char *abuf, int alen)
+{
+	(void)abuf;
+	(void)alen;
+	*(int *)arg = status;
+}
+
+/* Whether server answers qname (type A) within about 5 s: a server just
+ * started is up once it does. */
+static inline bool
+dns_answers(const char *server, const char *qname)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		struct p25_dns *d = dns_new(server, 100, 1, 0);
+		int status = ARES_ETIMEOUT;
+		p25_dns_query(d, qname, ns_t_a, status_cb, &status);
+		p25_dns_wait(d);
+		p25_dns_free(d);
+		if (status == ARES_SUCCESS)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+/* Stops a server the test started (SIGTERM, reaped); *pid becomes -1. */
+static inline void
+stop_child(pid_t *pid)
+{
+	if (*pid > 0) {
+		kill(*pid, SIGTERM);
+		waitpid(*pid, NULL, 0);
+		*pid = -1;
+	}
 }
 
 #endif

@@ -82,7 +82,7 @@ start_rbldnsd(void **state)
 {
 	char path[128];
 	FILE *f;
-	int port, i;
+	int port;
 
 	(void)state;
 	if (access(RBLDNSD, X_OK) != 0)
@@ -121,16 +121,8 @@ start_rbldnsd(void **state)
 		_exit(127);
 	}
 	/* up once it answers the test entry */
-	for (i = 0; i < 100; i++) {
-		struct p25_dns *d = dns_new(server, 100, 1, 0);
-		struct one o = { 0 };
-		p25_dns_query(d, "2.0.0.127." ZONE, ns_t_a, one_cb, &o);
-		p25_dns_wait(d);
-		p25_dns_free(d);
-		if (o.status == ARES_SUCCESS)
-			return 0;
-		usleep(50000);
-	}
+	if (dns_answers(server, "2.0.0.127." ZONE))
+		return 0;
 	fail_msg("rbldnsd did not answer on %s", server);
 	return -1;
 }
@@ -141,11 +133,7 @@ stop_rbldnsd(void **state)
 	char path[128];
 
 	(void)state;
-	if (rbl_pid > 0) {
-		kill(rbl_pid, SIGTERM);
-		waitpid(rbl_pid, NULL, 0);
-		rbl_pid = -1;
-	}
+	stop_child(&rbl_pid);
 	if (dir[0]) {
 		snprintf(path, sizeof(path), "%s/zone", dir);
 		unlink(path);

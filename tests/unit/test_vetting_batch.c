@@ -59,18 +59,6 @@ static pid_t rbl_pid = -1, dnsmasq_pid = -1;
 static char zones[] = ZONE;
 static struct p25_config cfg;
 
-struct one {
-	int status;
-};
-
-static void
-one_cb(void *arg, int status, const unsigned char *abuf, int alen)
-{
-	(void)abuf;
-	(void)alen;
-	((struct one *)arg)->status = status;
-}
-
 static pid_t
 spawn(char *const argv[])
 {
@@ -150,7 +138,7 @@ start_servers(void **state)
 {
 	char path[128], rbl_bind[64], port_arg[32], fwd[64];
 	FILE *f;
-	int rbl_port, port, i;
+	int rbl_port, port;
 	size_t r;
 
 	(void)state;
@@ -215,16 +203,8 @@ start_servers(void **state)
 	dnsmasq_pid = spawn(argv_);
 
 	/* up once dnsmasq answers the zone's test entry through rbldnsd */
-	for (i = 0; i < 100; i++) {
-		struct p25_dns *d = dns_new(server, 100, 1, 0);
-		struct one o = { ARES_ETIMEOUT };
-		p25_dns_query(d, "2.0.0.127." ZONE, ns_t_a, one_cb, &o);
-		p25_dns_wait(d);
-		p25_dns_free(d);
-		if (o.status == ARES_SUCCESS)
-			return 0;
-		usleep(50000);
-	}
+	if (dns_answers(server, "2.0.0.127." ZONE))
+		return 0;
 	fail_msg("dnsmasq/rbldnsd did not answer on %s", server);
 	return -1;
 }
@@ -235,16 +215,8 @@ stop_servers(void **state)
 	char path[128];
 
 	(void)state;
-	if (dnsmasq_pid > 0) {
-		kill(dnsmasq_pid, SIGTERM);
-		waitpid(dnsmasq_pid, NULL, 0);
-		dnsmasq_pid = -1;
-	}
-	if (rbl_pid > 0) {
-		kill(rbl_pid, SIGTERM);
-		waitpid(rbl_pid, NULL, 0);
-		rbl_pid = -1;
-	}
+	stop_child(&dnsmasq_pid);
+	stop_child(&rbl_pid);
 	if (dir[0]) {
 		snprintf(path, sizeof(path), "%s/zone", dir);
 		unlink(path);
