@@ -112,6 +112,8 @@ void api_reply(struct api_req *r, int status, const char *ctype,
 void api_reply_json(struct api_req *r, int status, json_t *o);
 /* Reply with a JSON text already built (e.g. by PostgreSQL). */
 void api_reply_json_text(struct api_req *r, int status, const char *text);
+/* The same, taking text (malloc'd, NUL-terminated) instead of copying it. */
+void api_reply_json_take(struct api_req *r, int status, char *text);
 void api_reply_err(struct api_req *r, struct p25_err *err);
 void api_reply_problem(struct api_req *r, int status, const char *code,
 		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -87,6 +87,16 @@ api_reply(struct api_req *r, int status, const char *ctype, const char *body,
 }
 
 void
+api_reply_json_take(struct api_req *r, int status, char *text)
+{
+	free(r->resp);
+	r->status = status;
+	r->ctype = "application/json";
+	r->resp = text;
+	r->resp_len = strlen(text);
+}
+
+void
 api_reply_json_text(struct api_req *r, int status, const char *text)
 {
 	api_reply(r, status, "application/json", text, strlen(text));

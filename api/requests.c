@@ -625,12 +625,12 @@ req_get(struct api_req *r, struct p25_db *db)
 	inm = api_get_header(r, "If-None-Match");
 	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
 		api_reply(r, 304, NULL, "", 0);
+		free(s);
 	} else {
-		api_reply_json_text(r, 200, s);
+		api_reply_json_take(r, 200, s);
 	}
 	api_header(r, "ETag", etag);
 	api_header(r, "Cache-Control", "private, no-cache");
-	free(s);
 }
 
 void
