@@ -39,7 +39,13 @@ enum {
 	ROUTE_GROUP = 1 << 5,	/* requests waiting for the pool are handled
 				 * together: fn gets the first, the others
 				 * follow through grp_next (http.c, groups) */
+	ROUTE_GROUP_TENANTS = 1 << 6,	/* a group holds its tenants' locks until
+					 * it ends: a tenant is in one such
+					 * group at a time */
 };
+
+/* the most requests one group carries (http.c, groups) */
+#define API_GROUP_MAX 32
 
 struct api_route {
 	const char *method;
@@ -222,6 +228,7 @@ long feed_held(void);
 
 /* metrics.c */
 void metrics_observe(int route_idx, int status, uint64_t ns);
+void metrics_group(int route_idx, int n);
 void metrics_render(struct api_req *r, struct p25_db *db);
 
 /* unix time in seconds and monotonic ns */

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include <sodium.h>
 
@@ -443,27 +444,34 @@ run_on_pool(struct p25_db *db, void *arg)
  * requests wait for a pool connection, each pool thread takes up to an
  * equal share of them (at most API_GROUP_MAX), so the connections stay
  * busy in parallel while each carries several requests — for submits one
- * commit, one WAL flush, for the group.
+ * commit, one WAL flush, for the group; for reads of one request, one
+ * round trip that checks every kept body of the group.
  *
- * Items: at most one per pool connection is posted and not yet started
- * (pending), so the pool's FIFO never fills with items that find nothing
- * left to do, and other routes' work keeps its place in the FIFO.  A thread
- * that finished a group posts a new item when requests still wait, so a
- * waiting request always has an item posted or a thread that will post
- * one.  The list is bounded like the pool's queue: beyond
- * P25_DB_QUEUE_MAX waiting requests (plus one per connection) a request is
+ * Each route has its own waiting list.  At most P25_DB_GROUPS items of a
+ * route are posted or running at once (default: one per CPU, at most the
+ * pool's size): the fewer groups run side by side, the more requests each
+ * carries, and one round trip and one wake-up serve them all — on a 2-CPU
+ * machine two groups of reads reached 1.8x the reads of eight (bench/run.sh,
+ * docs/DESIGN-NOTES.md).  The pool's FIFO never fills with items that find
+ * nothing left to do, and other routes' work keeps its place in it.  A
+ * thread that finished a group posts a new item when requests still wait,
+ * so a waiting request always has an item posted or a thread that will
+ * post one.  The list is bounded like the pool's queue: beyond
+ * P25_DB_QUEUE_MAX waiting requests (plus one per group) a request is
  * refused with 503.
  *
- * A tenant's requests are never in two groups at once: a group holds its
- * tenants' locks (the submit lock) until it commits, so a second group
+ * A tenant's requests are never in two groups of a ROUTE_GROUP_TENANTS
+ * route (submits) at once: such a group holds its tenants' locks (the
+ * submit lock) until it commits, so a second group
  * with one of them would wait for the whole first group, and groups would
  * queue behind each other.  A request whose tenant is in a running group
  * waits for the next group; the running group posts an item when it ends.
  */
-#define API_GROUP_MAX 16
 #define API_GROUP_BUSY_MAX 256
+#define API_GROUP_ROUTES 64
 
-static struct {
+/* The waiting list of one ROUTE_GROUP route. */
+struct group_q {
 	pthread_mutex_t mu;
 	struct api_req *head, *tail;
 	int n;			/* requests waiting */
@@ -473,7 +481,10 @@ static struct {
 	 * who.tenant, valid while its group runs), with their hash */
 	struct { uint32_t h; const char *t; } busy[API_GROUP_BUSY_MAX];
 	int nbusy;
-} group_q = { .mu = PTHREAD_MUTEX_INITIALIZER };
+};
+
+static struct group_q group_qs[API_GROUP_ROUTES];
+static int group_limit;		/* groups of one route in flight at once */
 
 static uint32_t
 tenant_hash(const char *t)
@@ -485,25 +496,19 @@ tenant_hash(const char *t)
 	return h;
 }
 
-/* Whether tenant t (hash h) is among the first nbusy busy entries. */
+/* Whether tenant t (hash h) is among the first nbusy busy entries of q. */
 static bool
-tenant_busy(uint32_t h, const char *t, int nbusy)
+tenant_busy(const struct group_q *q, uint32_t h, const char *t, int nbusy)
 {
 	int i;
 
 	for (i = 0; i < nbusy; i++)
-		if (group_q.busy[i].h == h && strcmp(group_q.busy[i].t, t) == 0)
+		if (q->busy[i].h == h && strcmp(q->busy[i].t, t) == 0)
 			return true;
 	return false;
 }
 
 static void run_group(struct p25_db *db, void *arg);
-
-static int
-group_threads(void)
-{
-	return api.cfg.db_pool_size > 0 ? (int)api.cfg.db_pool_size : 1;
-}
 
 /* Answers r 503 overloaded and hands it back to MHD (from any thread). */
 static void
@@ -519,24 +524,24 @@ reply_overloaded(struct api_req *r)
 }
 
 /*
- * Posts a group item if requests wait and fewer than one per connection
- * are pending; called with the lock held.  When the pool refuses and
- * nothing else would take them, the waiting requests are unlinked into
+ * Posts a group item if requests wait and fewer than group_limit items
+ * are posted or running; called with q's lock held.  When the pool refuses
+ * and nothing else would take them, the waiting requests are unlinked into
  * *refused (answered 503 by the caller, outside the lock).
  */
 static void
-group_post_locked(struct api_req **refused)
+group_post_locked(struct group_q *q, struct api_req **refused)
 {
-	if (group_q.n == 0 || group_q.pending >= group_threads())
+	if (q->n == 0 || q->pending + q->running >= group_limit)
 		return;
-	group_q.pending++;
-	if (p25_pool_submit(api.pool, run_group, NULL) == 0)
+	q->pending++;
+	if (p25_pool_submit(api.pool, run_group, q) == 0)
 		return;
-	group_q.pending--;
-	if (group_q.pending == 0 && group_q.running == 0) {
-		*refused = group_q.head;
-		group_q.head = group_q.tail = NULL;
-		group_q.n = 0;
+	q->pending--;
+	if (q->pending == 0 && q->running == 0) {
+		*refused = q->head;
+		q->head = q->tail = NULL;
+		q->n = 0;
 	}
 }
 
@@ -554,40 +559,43 @@ reply_refused(struct api_req *r)
 static void
 run_group(struct p25_db *db, void *arg)
 {
+	struct group_q *q = arg;
 	const struct api_route *route = NULL;
 	struct api_req *rs[API_GROUP_MAX], **pp, *r, *refused = NULL;
 	int n = 0, i, want, nbusy0;
+	bool locks = false;
 
-	(void)arg;
-	pthread_mutex_lock(&group_q.mu);
-	group_q.pending--;
-	group_q.running++;
-	nbusy0 = group_q.nbusy;
-	want = (group_q.n + group_threads() - 1) / group_threads();
+	pthread_mutex_lock(&q->mu);
+	q->pending--;
+	q->running++;
+	nbusy0 = q->nbusy;
+	/* an equal share for each group that may run */
+	want = (q->n + group_limit - 1) / group_limit;
 	if (want > API_GROUP_MAX)
 		want = API_GROUP_MAX;
-	group_q.tail = NULL;
-	for (pp = &group_q.head; *pp;) {
-		uint32_t h;
+	q->tail = NULL;
+	for (pp = &q->head; *pp;) {
+		uint32_t h = 0;
 
 		r = *pp;
-		if (n < want && (!route || r->route == route) &&
-		    !tenant_busy(h = tenant_hash(r->who.tenant), r->who.tenant, nbusy0)) {
-			route = r->route;
+		route = r->route;
+		locks = route->flags & ROUTE_GROUP_TENANTS;
+		if (n < want &&
+		    !(locks && tenant_busy(q, h = tenant_hash(r->who.tenant), r->who.tenant, nbusy0))) {
 			*pp = r->grp_next;
 			r->grp_next = NULL;
 			rs[n++] = r;
-			group_q.n--;
-			if (db && group_q.nbusy < API_GROUP_BUSY_MAX) {
-				group_q.busy[group_q.nbusy].h = h;
-				group_q.busy[group_q.nbusy++].t = r->who.tenant;
+			q->n--;
+			if (locks && db && q->nbusy < API_GROUP_BUSY_MAX) {
+				q->busy[q->nbusy].h = h;
+				q->busy[q->nbusy++].t = r->who.tenant;
 			}
 		} else {
-			group_q.tail = r;
+			q->tail = r;
 			pp = &r->grp_next;
 		}
 	}
-	pthread_mutex_unlock(&group_q.mu);
+	pthread_mutex_unlock(&q->mu);
 
 	if (n > 0 && !db) {
 		for (i = 0; i < n; i++) {
@@ -596,22 +604,25 @@ run_group(struct p25_db *db, void *arg)
 			finish_on_pool(rs[i]);
 		}
 	} else if (n > 0) {
+		metrics_group(rs[0]->route_idx, n);
 		for (i = 0; i + 1 < n; i++)
 			rs[i]->grp_next = rs[i + 1];
-		route->fn(rs[0], db);
+		rs[0]->route->fn(rs[0], db);
 		/* the group's transaction is over: its tenants are free again
 		 * (before the requests go back to MHD, which may free them) */
-		pthread_mutex_lock(&group_q.mu);
-		for (i = 0; i < group_q.nbusy;) {
-			int k;
-			for (k = 0; k < n && group_q.busy[i].t != rs[k]->who.tenant; k++)
-				;
-			if (k < n)
-				group_q.busy[i] = group_q.busy[--group_q.nbusy];
-			else
-				i++;
+		if (locks) {
+			pthread_mutex_lock(&q->mu);
+			for (i = 0; i < q->nbusy;) {
+				int k;
+				for (k = 0; k < n && q->busy[i].t != rs[k]->who.tenant; k++)
+					;
+				if (k < n)
+					q->busy[i] = q->busy[--q->nbusy];
+				else
+					i++;
+			}
+			pthread_mutex_unlock(&q->mu);
 		}
-		pthread_mutex_unlock(&group_q.mu);
 		for (i = 0; i < n; i++) {
 			rs[i]->grp_next = NULL;
 			p25_log_ctx(rs[i]->id);
@@ -619,38 +630,60 @@ run_group(struct p25_db *db, void *arg)
 		}
 	}
 
-	pthread_mutex_lock(&group_q.mu);
-	group_q.running--;
+	pthread_mutex_lock(&q->mu);
+	q->running--;
 	/* a run that found only busy tenants posts nothing: the groups holding
 	 * them post when they end (no item spinning meanwhile) */
 	if (n > 0)
-		group_post_locked(&refused);
-	pthread_mutex_unlock(&group_q.mu);
+		group_post_locked(q, &refused);
+	pthread_mutex_unlock(&q->mu);
 	reply_refused(refused);
 }
 
-/* Joins the waiting list (see Groups above); may answer r with 503 at once. */
+/* Joins its route's waiting list (see Groups above); may answer r with 503 at once. */
 static void
 group_join(struct api_req *r)
 {
+	struct group_q *q = &group_qs[r->route_idx];
 	struct api_req *refused = NULL;
 	bool full;
 
-	pthread_mutex_lock(&group_q.mu);
-	full = group_q.n >= (int)api.cfg.db_queue_max + group_threads();
+	pthread_mutex_lock(&q->mu);
+	full = q->n >= (int)api.cfg.db_queue_max + group_limit;
 	if (!full) {
-		if (group_q.tail)
-			group_q.tail->grp_next = r;
+		if (q->tail)
+			q->tail->grp_next = r;
 		else
-			group_q.head = r;
-		group_q.tail = r;
-		group_q.n++;
-		group_post_locked(&refused);
+			q->head = r;
+		q->tail = r;
+		q->n++;
+		group_post_locked(q, &refused);
 	}
-	pthread_mutex_unlock(&group_q.mu);
+	pthread_mutex_unlock(&q->mu);
 	if (full)
 		reply_overloaded(r);
 	reply_refused(refused);
+}
+
+/* Sets up the waiting lists; the limit of groups in flight (P25_DB_GROUPS). */
+static int
+groups_init(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t i;
+
+	if (api_nroutes > API_GROUP_ROUTES) {
+		p25_error("http.groups", "%zu routes, room for %d", api_nroutes, API_GROUP_ROUTES);
+		return -1;
+	}
+	for (i = 0; i < api_nroutes; i++)
+		pthread_mutex_init(&group_qs[i].mu, NULL);
+	group_limit = (int)api.cfg.db_groups;
+	if (group_limit == 0)
+		group_limit = cpus > 0 ? (int)cpus : 1;
+	if (group_limit > (int)api.cfg.db_pool_size)
+		group_limit = (int)api.cfg.db_pool_size;
+	return 0;
 }
 
 /*
@@ -896,6 +929,8 @@ http_start(void)
 		p25_error("http.listen", "P25_LISTEN: %s is not an IP address", host);
 		return -1;
 	}
+	if (groups_init() != 0)
+		return -1;
 	api.daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
 	    on_request, NULL,
 	    MHD_OPTION_SOCK_ADDR, sa,

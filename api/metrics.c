@@ -1,6 +1,7 @@
 /*
  * metrics.c — Prometheus text for /metrics: requests by route and status,
- * latency histograms by route, pool use, auth cache, jobs by state.
+ * latency histograms by route, groups of batched routes, pool use, auth
+ * cache, jobs by state.
  *
  * Counters are relaxed atomics in fixed arrays indexed by route and by a
  * small status table, so observing a request costs a few increments and no
@@ -27,6 +28,8 @@ static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 static atomic_ulong req_count[MAX_ROUTES + 1][NSTATUS];
 static atomic_ulong lat_bucket[MAX_ROUTES + 1][NBUCKETS + 1];
 static atomic_ullong lat_sum_us[MAX_ROUTES + 1];
+/* ROUTE_GROUP routes: groups handled, and the requests they carried */
+static atomic_ulong grp_count[MAX_ROUTES], grp_reqs[MAX_ROUTES];
 
 void
 metrics_observe(int route_idx, int status, uint64_t ns)
@@ -42,6 +45,15 @@ metrics_observe(int route_idx, int status, uint64_t ns)
 		;
 	atomic_fetch_add_explicit(&lat_bucket[ri][bi], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&lat_sum_us[ri], ns / 1000, memory_order_relaxed);
+}
+
+void
+metrics_group(int route_idx, int n)
+{
+	if (route_idx < 0 || route_idx >= MAX_ROUTES)
+		return;
+	atomic_fetch_add_explicit(&grp_count[route_idx], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&grp_reqs[route_idx], (unsigned long)n, memory_order_relaxed);
 }
 
 struct buf {
@@ -227,6 +239,19 @@ metrics_render(struct api_req *r, struct p25_db *db)
 			(double)atomic_load(&lat_sum_us[ri]) / 1e6);
 		bprintf(&b, "p25_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %lu\n",
 			route_method(ri), route_label(ri), cum);
+	}
+	bprintf(&b, "# HELP p25_db_groups_total Groups of requests handled together (batched routes).\n"
+		    "# TYPE p25_db_groups_total counter\n"
+		    "# HELP p25_db_group_requests_total Requests carried by those groups.\n"
+		    "# TYPE p25_db_group_requests_total counter\n");
+	for (ri = 0; ri < api_nroutes && ri < MAX_ROUTES; ri++) {
+		unsigned long g = atomic_load_explicit(&grp_count[ri], memory_order_relaxed);
+		if (!g)
+			continue;
+		bprintf(&b, "p25_db_groups_total{method=\"%s\",route=\"%s\"} %lu\n"
+			    "p25_db_group_requests_total{method=\"%s\",route=\"%s\"} %lu\n",
+			route_method(ri), route_label(ri), g, route_method(ri), route_label(ri),
+			atomic_load_explicit(&grp_reqs[ri], memory_order_relaxed));
 	}
 	p25_pool_stats(api.pool, &ps);
 	bprintf(&b, "# HELP p25_db_pool_connections Database connections in the pool.\n"

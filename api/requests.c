@@ -460,7 +460,7 @@ out:
 void
 req_submit(struct api_req *r, struct p25_db *db)
 {
-	struct api_req *rs[64], *q;
+	struct api_req *rs[API_GROUP_MAX], *q;
 	int n = 0;
 
 	for (q = r; q && n < (int)(sizeof(rs) / sizeof(rs[0])); q = q->grp_next)
@@ -481,9 +481,11 @@ req_submit(struct api_req *r, struct p25_db *db)
  * the same tenant; the check (view request_versions, migration 0015) asks
  * for that id with that tenant, so a request that moved or vanished is
  * read again in full, under row-level security, or answers 404.
- * Direct-mapped by the id, bounded in entries, entry size and bytes.
+ * Four-way set-associative by the id (the least recently used of a set
+ * gives way), bounded in entries, entry size and bytes.
  */
 #define RC_SLOTS 65536
+#define RC_WAYS 4
 #define RC_BODY_MAX 16384
 #define RC_BUDGET ((size_t)32 << 20)
 
@@ -492,22 +494,38 @@ struct rc_slot {
 	char *entry;
 	size_t size;		/* of the block */
 	const char *tenant, *version, *body;
+	uint32_t hash;		/* of the id */
+	uint32_t used;		/* rc.tick when last read or written */
 };
 
 static struct {
 	pthread_mutex_t mu;
 	size_t bytes;
+	uint32_t tick;
 	struct rc_slot slot[RC_SLOTS];
 } rc = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-static struct rc_slot *
-rc_slot_of(const char *id)
+static uint32_t
+rc_hash(const char *id)
 {
 	uint32_t h = 2166136261u;
 
 	for (; *id; id++)
 		h = (h ^ (unsigned char)*id) * 16777619u;
-	return &rc.slot[h % RC_SLOTS];
+	return h;
+}
+
+/* The entry of id in its set, or NULL; with rc.mu held. */
+static struct rc_slot *
+rc_find_locked(const char *id, uint32_t h)
+{
+	struct rc_slot *set = &rc.slot[h % (RC_SLOTS / RC_WAYS) * RC_WAYS];
+	int i;
+
+	for (i = 0; i < RC_WAYS; i++)
+		if (set[i].entry && set[i].hash == h && strcmp(set[i].entry, id) == 0)
+			return &set[i];
+	return NULL;
 }
 
 /* Empties sl; with rc.mu held. */
@@ -523,14 +541,17 @@ rc_clear_locked(struct rc_slot *sl)
 static char *
 rc_get(const char *id, const char *tenant, char version[21])
 {
-	struct rc_slot *sl = rc_slot_of(id);
+	uint32_t h = rc_hash(id);
+	struct rc_slot *sl;
 	char *copy = NULL;
 
 	pthread_mutex_lock(&rc.mu);
-	if (sl->entry && strcmp(sl->entry, id) == 0 && strcmp(sl->tenant, tenant) == 0) {
+	sl = rc_find_locked(id, h);
+	if (sl && strcmp(sl->tenant, tenant) == 0) {
 		copy = strdup(sl->body);
 		if (copy)
 			snprintf(version, 21, "%s", sl->version);
+		sl->used = ++rc.tick;
 	}
 	pthread_mutex_unlock(&rc.mu);
 	return copy;
@@ -540,9 +561,11 @@ rc_get(const char *id, const char *tenant, char version[21])
 static void
 rc_put(const char *id, const char *tenant, const char *version, const char *body)
 {
-	struct rc_slot *sl = rc_slot_of(id), fresh = { 0 };
+	uint32_t h = rc_hash(id);
+	struct rc_slot *sl, *set, fresh = { 0 };
 	size_t li = strlen(id) + 1, lt = strlen(tenant) + 1, lv = strlen(version) + 1;
 	size_t lb = body ? strlen(body) + 1 : 0;
+	int i;
 
 	if (body && lb <= RC_BODY_MAX && lv <= 21) {
 		fresh.size = li + lt + lv + lb;
@@ -556,71 +579,41 @@ rc_put(const char *id, const char *tenant, const char *version, const char *body
 		fresh.tenant = fresh.entry + li;
 		fresh.version = fresh.entry + li + lt;
 		fresh.body = fresh.entry + li + lt + lv;
+		fresh.hash = h;
 	}
 	pthread_mutex_lock(&rc.mu);
-	if (sl->entry && (fresh.entry || strcmp(sl->entry, id) == 0))
+	sl = rc_find_locked(id, h);
+	if (sl)
 		rc_clear_locked(sl);
-	if (fresh.entry && rc.bytes + fresh.size <= RC_BUDGET) {
-		*sl = fresh;
-		rc.bytes += fresh.size;
-		fresh.entry = NULL;
+	if (fresh.entry) {
+		if (!sl) {
+			/* an empty way, else the least recently used */
+			set = &rc.slot[h % (RC_SLOTS / RC_WAYS) * RC_WAYS];
+			sl = &set[0];
+			for (i = 0; i < RC_WAYS && sl->entry; i++)
+				if (!set[i].entry || (int32_t)(set[i].used - sl->used) < 0)
+					sl = &set[i];
+			if (sl->entry)
+				rc_clear_locked(sl);
+		}
+		if (rc.bytes + fresh.size <= RC_BUDGET) {
+			fresh.used = ++rc.tick;
+			*sl = fresh;
+			rc.bytes += fresh.size;
+			fresh.entry = NULL;
+		}
 	}
 	pthread_mutex_unlock(&rc.mu);
 	free(fresh.entry);
 }
 
-void
-req_get(struct api_req *r, struct p25_db *db)
+/* Answers r with body s (taken) at version, or 304 for a matching If-None-Match. */
+static void
+get_answer(struct api_req *r, char *s, const char *version)
 {
-	/* the probe: migration 0015 says why it needs no identity */
-	P25_STMT(ver_st, 2, "SELECT version FROM request_versions"
-			    " WHERE id = $1::uuid AND tenant_id = $2");
-	const char *p[2] = { r->params[0], r->who.tenant };
-	struct p25_err err = { 0 };
-	char etag[32], version[21];
+	char etag[32];
 	const char *inm;
-	PGresult *res;
-	char *s;
 
-	if (!p25_uuid_ok(r->params[0])) {
-		not_found(r);
-		return;
-	}
-	/* one round trip each */
-	s = rc_get(r->params[0], r->who.tenant, version);
-	if (s) {
-		res = p25_db_exec(db, &ver_st, p, &err);
-		if (!res || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), version) != 0) {
-			free(s);
-			s = NULL;
-		}
-		if (res && PQntuples(res) == 0) {
-			rc_put(r->params[0], r->who.tenant, "", NULL);
-			PQclear(res);
-			not_found(r);
-			return;
-		}
-		PQclear(res);
-		if (!s && err.status) {
-			api_reply_err(r, &err);
-			return;
-		}
-	}
-	if (!s) {
-		res = api_read(r, db, &load_st, p, &err);
-		if (res && PQntuples(res) == 1) {
-			snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 1));
-			rc_put(r->params[0], r->who.tenant, version, PQgetvalue(res, 0, 0));
-		}
-		s = request_take(res, NULL, &err);
-	}
-	if (!s) {
-		if (err.status)
-			api_reply_err(r, &err);
-		else
-			not_found(r);
-		return;
-	}
 	snprintf(etag, sizeof(etag), "\"%s\"", version);
 	inm = api_get_header(r, "If-None-Match");
 	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
@@ -631,6 +624,117 @@ req_get(struct api_req *r, struct p25_db *db)
 	}
 	api_header(r, "ETag", etag);
 	api_header(r, "Cache-Control", "private, no-cache");
+}
+
+/* Reads r's request in full, under r's identity, keeps and answers it. */
+static void
+get_render(struct api_req *r, struct p25_db *db)
+{
+	const char *p[2] = { r->params[0], r->who.tenant };
+	struct p25_err err = { 0 };
+	char version[21] = "";
+	PGresult *res;
+	char *s;
+
+	res = api_read(r, db, &load_st, p, &err);
+	if (res && PQntuples(res) == 1) {
+		snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 1));
+		rc_put(r->params[0], r->who.tenant, version, PQgetvalue(res, 0, 0));
+	}
+	s = request_take(res, NULL, &err);
+	if (s)
+		get_answer(r, s, version);
+	else if (err.status)
+		api_reply_err(r, &err);
+	else
+		not_found(r);
+}
+
+/*
+ * ROUTE_GROUP: r and the reads following it through grp_next.  The kept
+ * bodies of the whole group are checked in one round trip (migration 0015
+ * says why the check needs no identity); a read with no kept body, or
+ * whose version moved, is rendered on its own.
+ */
+void
+req_get(struct api_req *r, struct p25_db *db)
+{
+	P25_STMT(ver_st, 2, "SELECT q.i, v.version"
+			    " FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q (id, tenant, i)"
+			    " JOIN request_versions v ON v.id = q.id AND v.tenant_id = q.tenant");
+	struct api_req *rs[API_GROUP_MAX];
+	char *kept[API_GROUP_MAX] = { 0 }, version[API_GROUP_MAX][21];
+	/* the arrays: per entry a quoted uuid (38) or tenant id (66) and a comma */
+	char ids[API_GROUP_MAX * 39 + 3], tenants[API_GROUP_MAX * 67 + 3];
+	int at[API_GROUP_MAX], n = 0, nk = 0, i;
+	size_t li = 1, lt = 1;
+	struct api_req *q;
+
+	for (q = r; q && n < API_GROUP_MAX; q = q->grp_next)
+		rs[n++] = q;
+	ids[0] = '{';
+	tenants[0] = '{';
+	for (i = 0; i < n; i++) {
+		if (!p25_uuid_ok(rs[i]->params[0]))
+			continue;
+		kept[i] = rc_get(rs[i]->params[0], rs[i]->who.tenant, version[i]);
+		if (!kept[i])
+			continue;
+		/* uuids and tenant ids (p25_tenant_id_ok) need no escaping */
+		li += (size_t)snprintf(ids + li, sizeof(ids) - li, "%s\"%s\"",
+				       nk ? "," : "", rs[i]->params[0]);
+		lt += (size_t)snprintf(tenants + lt, sizeof(tenants) - lt, "%s\"%s\"",
+				       nk ? "," : "", rs[i]->who.tenant);
+		at[nk++] = i;
+	}
+	snprintf(ids + li, sizeof(ids) - li, "}");
+	snprintf(tenants + lt, sizeof(tenants) - lt, "}");
+
+	if (nk > 0) {
+		const char *p[2] = { ids, tenants };
+		struct p25_err err = { 0 };
+		bool seen[API_GROUP_MAX] = { 0 };
+		PGresult *res = p25_db_exec(db, &ver_st, p, &err);
+		int k, row;
+
+		for (row = 0; res && row < PQntuples(res); row++) {
+			k = (int)strtol(PQgetvalue(res, row, 0), NULL, 10) - 1;
+			if (k < 0 || k >= nk || seen[k])
+				continue;
+			seen[k] = true;
+			i = at[k];
+			if (strcmp(PQgetvalue(res, row, 1), version[i]) == 0) {
+				get_answer(rs[i], kept[i], version[i]);
+				kept[i] = NULL;
+				rs[i] = NULL;	/* answered */
+			}
+		}
+		for (k = 0; k < nk; k++) {
+			i = at[k];
+			if (!rs[i])
+				continue;
+			if (!res) {
+				api_reply_err(rs[i], &err);
+				rs[i] = NULL;
+			} else if (!seen[k]) {
+				/* gone, or not this tenant's: forget it */
+				rc_put(rs[i]->params[0], rs[i]->who.tenant, "", NULL);
+				not_found(rs[i]);
+				rs[i] = NULL;
+			}
+			free(kept[i]);
+			kept[i] = NULL;
+		}
+		PQclear(res);
+	}
+	for (i = 0; i < n; i++) {
+		if (!rs[i])
+			continue;
+		if (!p25_uuid_ok(rs[i]->params[0]))
+			not_found(rs[i]);
+		else
+			get_render(rs[i], db);
+	}
 }
 
 void

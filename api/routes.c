@@ -24,9 +24,9 @@ const struct api_route api_routes[] = {
 	{ "GET", "/console", sys_page, 0, ROUTE_PUBLIC },
 	{ "GET", "/static/{file}", sys_static, 0, ROUTE_PUBLIC },
 
-	{ "POST", "/v1/requests", req_submit, T, ROUTE_DB | ROUTE_BODY | ROUTE_GROUP },
+	{ "POST", "/v1/requests", req_submit, T, ROUTE_DB | ROUTE_BODY | ROUTE_GROUP | ROUTE_GROUP_TENANTS },
 	{ "GET", "/v1/requests", req_list, T, ROUTE_DB },
-	{ "GET", "/v1/requests/{id}", req_get, T, ROUTE_DB },
+	{ "GET", "/v1/requests/{id}", req_get, T, ROUTE_DB | ROUTE_GROUP },
 	{ "POST", "/v1/requests/{id}/withdraw", req_withdraw, T, ROUTE_DB },
 	{ "POST", "/v1/requests/{id}/messages", req_message, T, ROUTE_DB | ROUTE_BODY },
 	{ "POST", "/v1/requests/{id}/recheck", req_recheck, T, ROUTE_DB },

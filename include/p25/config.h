@@ -64,6 +64,8 @@ struct p25_err;
 	  "database connections (and threads) per process") \
 	X(DB_QUEUE_MAX, db_queue_max, INT, "256", 0, 100000, false, \
 	  "requests allowed to wait for a connection; beyond it 503") \
+	X(DB_GROUPS, db_groups, INT, "0", 0, 512, false, \
+	  "batched routes (submits, reads of one request): groups of a route in flight at once per process (0 = one per CPU; at most P25_DB_POOL_SIZE)") \
 	X(HTTP_THREADS, http_threads, INT, "2", 1, 256, false, \
 	  "libmicrohttpd epoll threads") \
 	X(HTTP_MAX_CONNECTIONS, http_max_connections, INT, "8192", 16, 1000000, false, \

@@ -1,4 +1,7 @@
-// Submits filed in groups (issue 3, api/http.c groups + p25_submit_group):
+// Submits filed and reads answered in groups (issue 3, api/http.c groups,
+// p25_submit_group, req_get).
+//
+// Submits filed in groups:
 // submits that wait for a pool connection go to the database together, in
 // one transaction, each in its own subtransaction under its own tenant.
 // With a pool of two connections and bursts of concurrent submits, groups
@@ -137,4 +140,86 @@ test('the open-request cap holds inside a group', async () => {
 	const [a] = await s.sqlJson(`SELECT count(*) AS n FROM audit_log
 		WHERE action = 'request.submit' AND tenant_id = 'capped'`);
 	assert.equal(Number(a.n), 20);
+});
+
+/** The groups the API process handled for a route so far (its /metrics). */
+async function groups(method, route) {
+	const m = await s.api('GET', '/metrics');
+	const get = (name) => {
+		const re = new RegExp(`^${name}\\{method="${method}",route="${route.replace(/[{}]/g, '\\$&')}"\\} (\\d+)$`, 'm');
+		const x = m.text.match(re);
+		return x ? Number(x[1]) : 0;
+	};
+	return { groups: get('p25_db_groups_total'), requests: get('p25_db_group_requests_total') };
+}
+
+test('a burst of reads in groups: each answered as if alone', async () => {
+	// reads of one request are a group route too: the kept bodies of a
+	// group are checked in one round trip (api/requests.c, req_get)
+	const made = [];
+	for (const t of ['acme', 'globex', 'initech']) {
+		for (let i = 0; i < 4; i++) {
+			const r = await submit(t, body(`${NET[t]}.${120 + i}`, { description: `${t} read ${i}` }));
+			assert.equal(r.status, 202, r.text);
+			made.push({ id: r.json.id, t });
+		}
+	}
+	const read = (id, t, headers = {}) => s.api('GET', `/v1/requests/${id}`, { token: tok[t], headers });
+	// each read alone first: the bodies to compare with, now kept by the process
+	const alone = new Map();
+	for (const c of made) {
+		const r = await read(c.id, c.t);
+		assert.equal(r.status, 200, r.text);
+		alone.set(c.id, r);
+	}
+	// changed behind the process's back (as by another process or a worker)
+	const changed = made[0];
+	await s.sql("UPDATE requests SET description = 'changed elsewhere', version = version + 1 WHERE id = $1",
+		[changed.id]);
+	const gone = made[1];
+	await s.sql('DELETE FROM request_addresses WHERE request_id = $1', [gone.id]);
+	await s.sql('DELETE FROM jobs WHERE payload->>\'request\' = $1', [gone.id]);
+	await s.sql('DELETE FROM requests WHERE id = $1', [gone.id]);
+	const g0 = await groups('GET', '/v1/requests/{id}');
+
+	const sent = [];
+	for (let round = 0; round < 4; round++) {
+		for (const c of made) {
+			sent.push({ kind: c === changed ? 'changed' : c === gone ? 'gone' : 'kept', c, p: read(c.id, c.t) });
+			const stranger = c.t === 'globex' ? 'initech' : 'globex';
+			sent.push({ kind: 'stranger', c, p: read(c.id, stranger) });
+			if (c !== changed && c !== gone) {
+				const etag = alone.get(c.id).headers.get('etag');
+				sent.push({ kind: 'not_modified', c, p: read(c.id, c.t, { 'If-None-Match': etag }) });
+			}
+		}
+		sent.push({ kind: 'absent', p: read('0b0c9c4e-7d36-4e4f-8a59-6e1f0a3c2b11', 'acme') });
+		sent.push({ kind: 'absent', p: read('not-a-uuid', 'acme') });
+	}
+	const answers = await Promise.all(sent.map((x) => x.p));
+	sent.forEach((x, i) => {
+		const r = answers[i];
+		const what = `${x.kind} ${x.c ? `${x.c.t} ${x.c.id}` : ''}: ${r.status} ${r.text}`;
+		if (x.kind === 'kept') {
+			assert.equal(r.status, 200, what);
+			assert.equal(r.text, alone.get(x.c.id).text, `${what}: the same bytes as alone`);
+			assert.equal(r.headers.get('etag'), alone.get(x.c.id).headers.get('etag'), what);
+		} else if (x.kind === 'changed') {
+			assert.equal(r.status, 200, what);
+			assert.equal(r.json.description, 'changed elsewhere', what);
+			assert.equal(r.headers.get('etag'), `"${r.json.version}"`, what);
+			assert.notEqual(r.headers.get('etag'), alone.get(x.c.id).headers.get('etag'), what);
+		} else if (x.kind === 'not_modified') {
+			assert.equal(r.status, 304, what);
+			assert.equal(r.text, '', what);
+		} else {
+			// another tenant's, deleted, unknown, malformed: all alike
+			assert.equal(r.status, 404, what);
+			assert.equal(r.json.code, 'not_found', what);
+		}
+	});
+	const g1 = await groups('GET', '/v1/requests/{id}');
+	const nreq = g1.requests - g0.requests, ngroups = g1.groups - g0.groups;
+	assert.equal(nreq, sent.length, 'every read went through a group');
+	assert.ok(ngroups < nreq, `groups formed: ${nreq} reads in ${ngroups} groups`);
 });
