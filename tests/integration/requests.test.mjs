@@ -132,6 +132,29 @@ describe('submit', () => {
 		assert.equal(r.json.contact_email, null);
 	});
 
+	test('the answer is the request as a read renders it, byte for byte', async () => {
+		// p25_submit builds its answer from the rows it wrote (migration
+		// 0016); a read renders the request with p25_request_json
+		const bodies = [
+			good(),
+			{ addresses: ['81.2.69.40', '2a02:ff0:1:9::/64', '81.2.69.48/29'], use_case: 'marketing',
+				description: 'Newsletters "weekly" — ünïcode \\ and a tab\tinside',
+				sender_domains: ['example.com', 'mail.example.org'], expected_daily_volume: 0,
+				contact_email: 'ops@example.com' },
+			{ addresses: ['2a02:ff0:1:a::1'], use_case: 'other', description: null,
+				sender_domains: null, expected_daily_volume: null, contact_email: null },
+		];
+		for (const b of bodies) {
+			const r = await submit(b);
+			assert.equal(r.status, 202, r.text);
+			const g = await s.api('GET', `/v1/requests/${r.json.id}`, { token: tok });
+			assert.equal(g.status, 200, g.text);
+			assert.equal(r.text, g.text, 'the submit answer and the read are the same bytes');
+			const [row] = await s.sqlJson('SELECT p25_request_json($1)::text AS j', [r.json.id]);
+			assert.equal(r.text, row.j);
+		}
+	});
+
 	test('every use case is accepted', async () => {
 		for (const u of ['transactional', 'marketing', 'relay', 'personal', 'other']) {
 			const r = await submit(good({ use_case: u }));
