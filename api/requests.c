@@ -626,26 +626,22 @@ get_answer(struct api_req *r, char *s, const char *version)
 	api_header(r, "Cache-Control", "private, no-cache");
 }
 
-/* Reads r's request in full, under r's identity, keeps and answers it. */
+/* Answers r from res, its request read in full under r's identity (or err), and keeps it. */
 static void
-get_render(struct api_req *r, struct p25_db *db)
+get_rendered(struct api_req *r, PGresult *res, struct p25_err *err)
 {
-	const char *p[2] = { r->params[0], r->who.tenant };
-	struct p25_err err = { 0 };
 	char version[21] = "";
-	PGresult *res;
 	char *s;
 
-	res = api_read(r, db, &load_st, p, &err);
 	if (res && PQntuples(res) == 1) {
 		snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 1));
 		rc_put(r->params[0], r->who.tenant, version, PQgetvalue(res, 0, 0));
 	}
-	s = request_take(res, NULL, &err);
+	s = request_take(res, NULL, err);
 	if (s)
 		get_answer(r, s, version);
-	else if (err.status)
-		api_reply_err(r, &err);
+	else if (err->status)
+		api_reply_err(r, err);
 	else
 		not_found(r);
 }
@@ -653,8 +649,9 @@ get_render(struct api_req *r, struct p25_db *db)
 /*
  * ROUTE_GROUP: r and the reads following it through grp_next.  The kept
  * bodies of the whole group are checked in one round trip (migration 0015
- * says why the check needs no identity); a read with no kept body, or
- * whose version moved, is rendered on its own.
+ * says why the check needs no identity); the reads with no kept body, or
+ * whose version moved, are then read in full in one more round trip, each
+ * under its own identity.
  */
 void
 req_get(struct api_req *r, struct p25_db *db)
@@ -727,13 +724,34 @@ req_get(struct api_req *r, struct p25_db *db)
 		}
 		PQclear(res);
 	}
-	for (i = 0; i < n; i++) {
-		if (!rs[i])
-			continue;
-		if (!p25_uuid_ok(rs[i]->params[0]))
-			not_found(rs[i]);
-		else
-			get_render(rs[i], db);
+	/* the others are read in full, all in one round trip */
+	{
+		const char *tenant[API_GROUP_MAX] = { 0 }, *role[API_GROUP_MAX] = { 0 };
+		const char *par[API_GROUP_MAX][2];
+		const char *const *pp[API_GROUP_MAX] = { 0 };
+		PGresult *res[API_GROUP_MAX];
+		struct p25_err errs[API_GROUP_MAX];
+		int m = 0, k;
+
+		for (i = 0; i < n; i++) {
+			if (!rs[i])
+				continue;
+			if (!p25_uuid_ok(rs[i]->params[0])) {
+				not_found(rs[i]);
+				continue;
+			}
+			api_actor(rs[i], &tenant[m], &role[m]);
+			par[m][0] = rs[i]->params[0];
+			par[m][1] = rs[i]->who.tenant;
+			pp[m] = par[m];
+			memset(&errs[m], 0, sizeof(errs[m]));
+			at[m++] = i;
+		}
+		p25_db_read_many_as(db, m, tenant, role, &load_st, pp, res, errs);
+		for (k = 0; k < m; k++) {
+			get_rendered(rs[at[k]], res[k], &errs[k]);
+			p25_err_clear(&errs[k]);
+		}
 	}
 }
 

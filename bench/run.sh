@@ -193,6 +193,18 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # (connect/read/write/timeout errors) and LUAERR (answers the Lua script did
 # not expect; 0 without one).  With cpu_pid=PID set, also CPU_US: the CPU
 # time that process spent per request over the run, in microseconds.
+# settle: a CHECKPOINT before each measurement.  checkpoint_timeout is
+# 5 min and a full run takes about 8, so a timed checkpoint used to land in
+# the middle of some measurement or other — a floor, a round, a p99 run —
+# and after it every first change of a page writes the whole page to the
+# WAL (full_page_writes): a submit p99 run that overlapped one could not
+# keep up with its rate (p99 1 s).  Now every measurement, floor or
+# p25, starts just after a checkpoint, and the next timed one is 5 min away.
+settle() {
+	psql -X -q -h "$pghost" -U postgres -d postgres -c CHECKPOINT >/dev/null ||
+		echo "# warning: CHECKPOINT failed before a measurement"
+}
+
 wrk_run() {
 	local name=$1 url=$2 out=$work/wrk.$1.txt a
 	local -a opts=() sargs=()
@@ -206,6 +218,7 @@ wrk_run() {
 		fi
 		opts+=("$a")
 	done
+	settle
 	say "wrk $name: $conns connections, ${dur} s"
 	cpu0=
 	[ -z "${cpu_pid:-}" ] || cpu0=$(cpu_ticks "$cpu_pid")
@@ -236,6 +249,7 @@ wrk_run() {
 pgb() {
 	local name=$1 db=$2 out=$work/pgbench.$1.txt conn
 	shift 2
+	settle
 	say "pgbench $name: $conns clients, ${dur} s (+10 s to connect)"
 	"$PGBIN/pgbench" -h "$pghost" -U p25_owner -n -M prepared -c "$conns" -j 2 \
 		-T $((dur + 10)) -P 1 "$@" "$db" >"$out" 2>&1 ||
@@ -278,6 +292,7 @@ diag_stop() {
 # (non-2xx + connection errors + unfinished) and LGRATE (achieved rate)
 loadgen() {
 	local name=$1 rate=$2 file=$3 out=$work/loadgen.$1.txt
+	settle
 	say "loadgen $name: $rate req/s over $conns connections, ${dur} s"
 	"$build/bench/bench-loadgen" --port "$api_port" --rate "$rate" --duration "$dur" \
 		--connections "$conns" --requests "$file" >"$out" 2>"$out.err" ||
@@ -456,6 +471,11 @@ grow=$(ratio "$rss_end" "$rss_start")
 goal "$grow" '<=' 1.10 "RSS flat across the submit runs: end/start = $grow <= 1.10"
 
 # ------------------------------------------------------------- get
+
+# the submits left some 60,000 new rows: vacuum them now rather than let
+# autovacuum wake in the middle of one of the rounds below
+say "VACUUM ANALYZE after the submits"
+psql -X -q -h "$pghost" -U postgres -d p25 -c "VACUUM ANALYZE" >&2
 
 # get.req: GET /v1/requests/{id} over created ids, each with its owner's token
 psql_owner -At -F $'\t' -c "SELECT tenant_id, id FROM requests ORDER BY random() LIMIT 20000" \

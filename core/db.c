@@ -470,6 +470,88 @@ p25_db_write_as(struct p25_db *db, const char *tenant, const char *role,
 	return pipe_run(db, true, tenant, role, st, params, failed, err);
 }
 
+/*
+ * n reads in one round trip: for each, p25_db_read_as's pair (identity, st
+ * with its own params) and a Sync, so each read is its own implicit
+ * transaction and one read's error is its own.  Blocking mode is safe for
+ * the reason given above as long as everything sent fits the socket's
+ * buffer before the answers start to fill the other way: callers send at
+ * most a group of reads (a few KiB).
+ */
+void
+p25_db_read_many_as(struct p25_db *db, int n, const char *const *tenants,
+		    const char *const *roles, struct p25_stmt *st,
+		    const char *const *const *params, PGresult **res, struct p25_err *errs)
+{
+	struct p25_err err = { 0 };
+	char an[24], mn[24];
+	int ida = -1, idm = -1, i, k;
+	bool lost = false;
+
+	for (i = 0; i < n; i++)
+		res[i] = NULL;
+	if (n <= 0)
+		return;
+	if (db->in_tx)
+		p25_err_set(&err, 500, "internal", "a pipelined read inside a transaction");
+	else if (p25_db_ensure(db, &err) == 0 &&
+		 (ida = stmt_prepare(db, &actor_ro_st, &err)) >= 0 &&
+		 (idm = stmt_prepare(db, st, &err)) >= 0 &&
+		 PQenterPipelineMode(db->conn) != 1)
+		p25_db_error(db, NULL, &err);
+	if (err.status) {
+		for (i = 0; i < n; i++)
+			errs[i] = err;
+		return;
+	}
+	snprintf(an, sizeof(an), "p25_%d", ida);
+	snprintf(mn, sizeof(mn), "p25_%d", idm);
+	for (i = 0; i < n && !lost; i++) {
+		const char *ap[2] = { tenants[i], roles[i] };
+		if (!PQsendQueryPrepared(db->conn, an, 2, ap, NULL, NULL, 0) ||
+		    !PQsendQueryPrepared(db->conn, mn, st->nparams, params[i], NULL, NULL, 0) ||
+		    PQpipelineSync(db->conn) != 1)
+			lost = true;
+	}
+	for (i = 0; i < n && !lost; i++) {
+		/* the identity's result, the read's, then the Sync */
+		for (k = 0; k < 3 && !lost; k++) {
+			PGresult *r = PQgetResult(db->conn);
+			ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+			if (!r) {
+				lost = true;
+			} else if (k == 2) {
+				if (s != PGRES_PIPELINE_SYNC)
+					lost = true;
+			} else if (s == PGRES_FATAL_ERROR && !errs[i].status) {
+				p25_db_error(db, r, &errs[i]);
+			} else if (k == 1 && !errs[i].status &&
+				   (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)) {
+				res[i] = r;
+				r = NULL;
+			}
+			PQclear(r);
+			/* each step's results end with NULL (not the Sync's) */
+			if (k < 2 && !lost)
+				while ((r = PQgetResult(db->conn)) != NULL)
+					PQclear(r);
+		}
+	}
+	if (!lost && PQexitPipelineMode(db->conn) != 1) {
+		p25_warn("db.pipeline", "cannot leave pipeline mode: %s", PQerrorMessage(db->conn));
+		lost = true;
+	}
+	if (lost) {
+		PQreset(db->conn);	/* a broken pipeline is not reused */
+		memset(db->prepared, 0, sizeof(db->prepared));
+		for (i = 0; i < n; i++)
+			if (!res[i] && !errs[i].status)
+				p25_err_set(&errs[i], 503, "database_unavailable",
+					    "the database is not reachable");
+	}
+}
+
 /* ---------------------------------------------------------------- pool */
 
 struct pool_item {

@@ -98,6 +98,17 @@ int p25_db_begin_as(struct p25_db *db, const char *tenant, const char *role,
 PGresult *p25_db_read_as(struct p25_db *db, const char *tenant, const char *role,
 			 struct p25_stmt *st, const char *const *params,
 			 struct p25_err *err);
+
+/*
+ * n reads of p25_db_read_as in one round trip, read i under tenants[i] and
+ * roles[i] with params[i], each in its own implicit transaction.  res[i] is
+ * read i's result (caller PQclear()s) or NULL with errs[i] filled; errs must
+ * come in cleared.
+ */
+void p25_db_read_many_as(struct p25_db *db, int n, const char *const *tenants,
+			 const char *const *roles, struct p25_stmt *st,
+			 const char *const *const *params, PGresult **res,
+			 struct p25_err *errs);
 PGresult *p25_db_write_as(struct p25_db *db, const char *tenant, const char *role,
 			  struct p25_stmt *st, const char *const *params,
 			  PGresult **failed, struct p25_err *err);
