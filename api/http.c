@@ -441,11 +441,12 @@ run_on_pool(struct p25_db *db, void *arg)
  * group item takes a share of the waiting requests of one route and hands
  * them to the route's fn together (fn gets the first, the others follow
  * through grp_next).  Under light load a group is one request; when
- * requests wait for a pool connection, each pool thread takes up to an
- * equal share of them (at most API_GROUP_MAX), so the connections stay
- * busy in parallel while each carries several requests — for submits one
- * commit, one WAL flush, for the group; for reads of one request, one
- * round trip that checks every kept body of the group.
+ * requests wait for a pool connection, a starting group takes an equal
+ * share of them with the groups posted and not yet started (at most
+ * API_GROUP_MAX), so the connections stay busy in parallel while each
+ * carries several requests — for submits one commit, one WAL flush, for
+ * the group; for reads of one request, one round trip that checks every
+ * kept body of the group.
  *
  * Each route has its own waiting list.  At most P25_DB_GROUPS items of a
  * route are posted or running at once (default: one per CPU, at most the
@@ -569,8 +570,9 @@ run_group(struct p25_db *db, void *arg)
 	q->pending--;
 	q->running++;
 	nbusy0 = q->nbusy;
-	/* an equal share for each group that may run */
-	want = (q->n + group_limit - 1) / group_limit;
+	/* an equal share for this group and those posted but not started;
+	 * groups already running take what is left when they end */
+	want = (q->n + q->pending) / (q->pending + 1);
 	if (want > API_GROUP_MAX)
 		want = API_GROUP_MAX;
 	q->tail = NULL;
