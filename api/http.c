@@ -452,7 +452,7 @@ run_on_pool(struct p25_db *db, void *arg)
  * route are posted or running at once (default: one per CPU, at most the
  * pool's size): the fewer groups run side by side, the more requests each
  * carries, and one round trip and one wake-up serve them all — on a 2-CPU
- * machine two groups of reads reached 1.8x the reads of eight (bench/run.sh,
+ * machine two groups of reads reached 1.5x the reads of eight (bench/run.sh,
  * docs/DESIGN-NOTES.md).  The pool's FIFO never fills with items that find
  * nothing left to do, and other routes' work keeps its place in it.  A
  * thread that finished a group posts a new item when requests still wait,
