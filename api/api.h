@@ -44,6 +44,17 @@ enum {
 					 * group at a time */
 };
 
+/* FNV-1a of a string: the group queues' tenants, the kept bodies' ids */
+static inline uint32_t
+api_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
 /* the most requests one group carries (http.c, groups) */
 #define API_GROUP_MAX 32
 

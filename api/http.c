@@ -487,16 +487,6 @@ struct group_q {
 static struct group_q group_qs[API_GROUP_ROUTES];
 static int group_limit;		/* groups of one route in flight at once */
 
-static uint32_t
-tenant_hash(const char *t)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *t; t++)
-		h = (h ^ (unsigned char)*t) * 16777619u;
-	return h;
-}
-
 /* Whether tenant t (hash h) is among the first nbusy busy entries of q. */
 static bool
 tenant_busy(const struct group_q *q, uint32_t h, const char *t, int nbusy)
@@ -583,7 +573,7 @@ run_group(struct p25_db *db, void *arg)
 		route = r->route;
 		locks = route->flags & ROUTE_GROUP_TENANTS;
 		if (n < want &&
-		    !(locks && tenant_busy(q, h = tenant_hash(r->who.tenant), r->who.tenant, nbusy0))) {
+		    !(locks && tenant_busy(q, h = api_hash(r->who.tenant), r->who.tenant, nbusy0))) {
 			*pp = r->grp_next;
 			r->grp_next = NULL;
 			rs[n++] = r;

@@ -505,16 +505,6 @@ static struct {
 	struct rc_slot slot[RC_SLOTS];
 } rc = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-static uint32_t
-rc_hash(const char *id)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h;
-}
-
 /* The entry of id in its set, or NULL; with rc.mu held. */
 static struct rc_slot *
 rc_find_locked(const char *id, uint32_t h)
@@ -541,7 +531,7 @@ rc_clear_locked(struct rc_slot *sl)
 static char *
 rc_get(const char *id, const char *tenant, char version[21])
 {
-	uint32_t h = rc_hash(id);
+	uint32_t h = api_hash(id);
 	struct rc_slot *sl;
 	char *copy = NULL;
 
@@ -561,7 +551,7 @@ rc_get(const char *id, const char *tenant, char version[21])
 static void
 rc_put(const char *id, const char *tenant, const char *version, const char *body)
 {
-	uint32_t h = rc_hash(id);
+	uint32_t h = api_hash(id);
 	struct rc_slot *sl, *set, fresh = { 0 };
 	size_t li = strlen(id) + 1, lt = strlen(tenant) + 1, lv = strlen(version) + 1;
 	size_t lb = body ? strlen(body) + 1 : 0;
@@ -723,6 +713,7 @@ req_get(struct api_req *r, struct p25_db *db)
 			kept[i] = NULL;
 		}
 		PQclear(res);
+		p25_err_clear(&err);
 	}
 	/* the others are read in full, all in one round trip */
 	{
