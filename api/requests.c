@@ -135,13 +135,13 @@ idem_replay(struct api_req *r, const char *status, const char *body, const char 
 /* -------------------------------------------------------------- submit */
 
 struct submission {
-	struct p25_prefix addrs[4096];
 	int naddrs;
 	const char *use_case;
 	const char *description;
 	json_t *domains;		/* normalized array of strings */
 	long long volume;		/* -1 when absent */
 	const char *email;
+	struct p25_prefix addrs[];	/* room for the body's entries, at most P25_MAX_ADDRESSES */
 };
 
 static const char *const submit_fields[] = {
@@ -283,12 +283,19 @@ sub_prepare(struct sub_item *it, json_t *items, struct p25_err *err)
 	const char *tenant, *role;
 	char *cidrs;
 	json_t *o;
+	size_t room;
 
 	it->ik.key = api_get_header(r, "Idempotency-Key");
 	it->body = api_body_json(r, err);
 	if (!it->body)
 		return -1;
-	s = it->s = calloc(1, sizeof(*s));
+	/* room for the addresses given, never more than the most accepted
+	 * (input_addresses refuses a longer list before writing any) */
+	o = json_object_get(it->body, "addresses");
+	room = json_is_array(o) ? json_array_size(o) : 0;
+	if (room > (size_t)api.cfg.max_addresses)
+		room = (size_t)api.cfg.max_addresses;
+	s = it->s = calloc(1, sizeof(*s) + (room ? room : 1) * sizeof(s->addrs[0]));
 	if (!s)
 		return p25_err_set(err, 503, "out_of_memory", "out of memory");
 	if (submission_parse(it->body, s, err) != 0)

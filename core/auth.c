@@ -1,11 +1,14 @@
 /*
  * auth.c — bearer JWT verification (see auth.h for the why).
  *
- * Cache: a direct-mapped table of slots indexed by the token's BLAKE2b-256
- * hash, guarded by striped mutexes.  A slot holds the hash, the principal
- * and the expiry; a hit re-checks the expiry, so a cached token stops
- * working when it expires exactly like an uncached one.  The token itself
- * is never stored, logged or copied beyond this stack frame.
+ * Cache: a table of slots in sets of CACHE_WAYS, the set chosen by the
+ * token's BLAKE2b-256 hash, the least recently used slot of a set giving
+ * way, guarded by striped mutexes.  (Direct-mapped, 8000 tokens in 8192
+ * slots left a third of them colliding, verified anew on every use.)  A
+ * slot holds the hash, the principal and the expiry; a hit re-checks the
+ * expiry, so a cached token stops working when it expires exactly like an
+ * uncached one.  The token itself is never stored, logged or copied beyond
+ * this stack frame.
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -25,9 +28,11 @@
 #define TOKEN_MAX 8192
 #define STRIPES 64
 
+#define CACHE_WAYS 4
+
 struct cache_slot {
 	unsigned char hash[32];
-	bool used;
+	unsigned long used;	/* last use (a->tick); 0: empty */
 	struct p25_principal who;
 };
 
@@ -40,10 +45,21 @@ struct p25_auth {
 	char *aud;
 	long leeway;
 	struct cache_slot *slots;
-	size_t nslots;
+	size_t nslots, nsets, ways;
+	atomic_ulong tick;
 	pthread_mutex_t stripes[STRIPES];
 	atomic_ulong hits, misses;
 };
+
+/* The set of the token with this hash. */
+static size_t
+cache_set(const struct p25_auth *a, const unsigned char *hash)
+{
+	size_t idx;
+
+	memcpy(&idx, hash, sizeof(idx));
+	return idx % a->nsets;
+}
 
 static const struct {
 	const char *name;
@@ -147,6 +163,8 @@ p25_auth_new(const struct p25_config *cfg, struct p25_err *err)
 	a->aud = strdup(cfg->auth_audience);
 	a->leeway = cfg->auth_leeway;
 	a->nslots = (size_t)cfg->auth_cache_size;
+	a->ways = a->nslots >= CACHE_WAYS ? CACHE_WAYS : 1;
+	a->nsets = a->nslots / a->ways;
 	if (a->nslots) {
 		a->slots = calloc(a->nslots, sizeof(*a->slots));
 		if (!a->slots) {
@@ -329,15 +347,16 @@ p25_auth_verify(struct p25_auth *a, const char *header, long long now,
 	crypto_generichash(hash, sizeof(hash), (const unsigned char *)tok, len,
 			   NULL, 0);
 	if (a->nslots) {
-		size_t idx;
-		pthread_mutex_t *mu;
-		memcpy(&idx, hash, sizeof(idx));
-		idx %= a->nslots;
-		mu = &a->stripes[idx % STRIPES];
+		size_t set = cache_set(a, hash), w;
+		pthread_mutex_t *mu = &a->stripes[set % STRIPES];
+		struct cache_slot *sl = &a->slots[set * a->ways];
+
 		pthread_mutex_lock(mu);
-		if (a->slots[idx].used &&
-		    sodium_memcmp(a->slots[idx].hash, hash, sizeof(hash)) == 0) {
-			*who = a->slots[idx].who;
+		for (w = 0; w < a->ways; w++) {
+			if (!sl[w].used || sodium_memcmp(sl[w].hash, hash, sizeof(hash)) != 0)
+				continue;
+			sl[w].used = atomic_fetch_add(&a->tick, 1) + 1;
+			*who = sl[w].who;
 			pthread_mutex_unlock(mu);
 			atomic_fetch_add(&a->hits, 1);
 			if (who->exp + a->leeway < now) {
@@ -371,14 +390,25 @@ p25_auth_verify(struct p25_auth *a, const char *header, long long now,
 	if (check_claims(a, g, now, who, err) != 0)
 		goto out;
 	if (a->nslots) {
-		size_t idx;
-		memcpy(&idx, hash, sizeof(idx));
-		idx %= a->nslots;
-		pthread_mutex_lock(&a->stripes[idx % STRIPES]);
-		memcpy(a->slots[idx].hash, hash, sizeof(hash));
-		a->slots[idx].who = *who;
-		a->slots[idx].used = true;
-		pthread_mutex_unlock(&a->stripes[idx % STRIPES]);
+		size_t set = cache_set(a, hash), w, victim = 0;
+		pthread_mutex_t *mu = &a->stripes[set % STRIPES];
+		struct cache_slot *sl = &a->slots[set * a->ways];
+
+		pthread_mutex_lock(mu);
+		/* the token itself if another thread cached it meanwhile, else an
+		 * empty slot, else the least recently used */
+		for (w = 0; w < a->ways; w++) {
+			if (sl[w].used && sodium_memcmp(sl[w].hash, hash, sizeof(hash)) == 0) {
+				victim = w;
+				break;
+			}
+			if (sl[w].used < sl[victim].used)
+				victim = w;
+		}
+		memcpy(sl[victim].hash, hash, sizeof(hash));
+		sl[victim].who = *who;
+		sl[victim].used = atomic_fetch_add(&a->tick, 1) + 1;
+		pthread_mutex_unlock(mu);
 	}
 	rc = 0;
 out:

@@ -44,6 +44,41 @@ describe('bearer tokens', () => {
 		assert.equal(r.status, 200, r.text);
 	});
 
+	test('the token cache keeps the most recently used tokens of a set (four ways, LRU), each with its own principal', async () => {
+		// P25_AUTH_CACHE_SIZE=4: one set of four slots, so which token goes
+		// where does not depend on the hashes
+		const api = await s.startApi({ P25_AUTH_CACHE_SIZE: '4' }, { replace: false });
+		try {
+			const stats = async () => {
+				const m = await s.api('GET', '/metrics', { baseUrl: api.url });
+				assert.equal(m.status, 200, m.text);
+				const n = (k) => Number(new RegExp(`^${k} (\\d+)$`, 'm').exec(m.text)[1]);
+				return { hits: n('p25_auth_cache_hits_total'), misses: n('p25_auth_cache_misses_total') };
+			};
+			const toks = Array.from({ length: 5 }, (_, i) => s.token({ sub: `lru-${i}`, roles: ['tenant'], tenant: 'acme' }));
+			const who = async (i) => {
+				const r = await s.api('GET', '/v1/whoami', { token: toks[i], baseUrl: api.url });
+				assert.equal(r.status, 200, r.text);
+				assert.equal(r.json.sub, `lru-${i}`, 'each token answers with its own principal');
+			};
+			const delta = async (fn) => {
+				const a = await stats();
+				await fn();
+				const b = await stats();
+				return { hits: b.hits - a.hits, misses: b.misses - a.misses };
+			};
+			// four tokens fit: after the first round every use is a hit
+			assert.deepEqual(await delta(async () => { for (const i of [0, 1, 2, 3]) await who(i); }), { hits: 0, misses: 4 });
+			assert.deepEqual(await delta(async () => { for (const i of [3, 2, 1, 0, 0, 1, 2, 3]) await who(i); }), { hits: 8, misses: 0 });
+			// a fifth takes the least recently used slot: token 0's
+			assert.deepEqual(await delta(() => who(4)), { hits: 0, misses: 1 });
+			assert.deepEqual(await delta(async () => { for (const i of [1, 2, 3, 4]) await who(i); }), { hits: 4, misses: 0 });
+			assert.deepEqual(await delta(() => who(0)), { hits: 0, misses: 1 });
+		} finally {
+			await api.stop();
+		}
+	});
+
 	test('no token → 401 missing_token with WWW-Authenticate', async () => {
 		assert401(await call(undefined), 'missing_token');
 		assert401(await call(undefined, { Authorization: '' }), 'missing_token');

@@ -132,6 +132,30 @@ describe('submit', () => {
 		assert.equal(r.json.contact_email, null);
 	});
 
+	test('ids are time-ordered UUIDs (version 7): the time of filing, then random bits', async () => {
+		const before = Date.now();
+		const ids = [];
+		for (let i = 0; i < 3; i++) {
+			const r = await submit(good({ addresses: [`81.2.69.${40 + i}`] }));
+			assert.equal(r.status, 202, r.text);
+			ids.push(r.json.id);
+			await new Promise((res) => setTimeout(res, 3));
+		}
+		const after = Date.now();
+		for (const id of ids) {
+			assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, id);
+			const ms = parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+			assert.ok(ms >= before - 1000 && ms <= after + 1000, `${id}: ${ms} not within ${before}..${after}`);
+		}
+		assert.deepEqual([...ids].sort(), ids, 'later filings sort later');
+		assert.equal(new Set(ids.map((id) => id.slice(19))).size, 3, 'the random part differs');
+		const [{ e, a, w }] = await s.sqlJson(`SELECT
+			(SELECT column_default FROM information_schema.columns WHERE table_name = 'exemptions' AND column_name = 'id') AS e,
+			(SELECT column_default FROM information_schema.columns WHERE table_name = 'abuse_reports' AND column_name = 'id') AS a,
+			(SELECT column_default FROM information_schema.columns WHERE table_name = 'webhook_deliveries' AND column_name = 'id') AS w`);
+		for (const d of [e, a, w]) assert.equal(d, 'p25_uuid7()');
+	});
+
 	test('the answer is the request as a read renders it, byte for byte', async () => {
 		// p25_submit builds its answer from the rows it wrote (migration
 		// 0016); a read renders the request with p25_request_json
@@ -550,6 +574,72 @@ describe('limits (p25-api restarted with other settings)', () => {
 		const [[n]] = await s.sql("SELECT count(*) FROM requests WHERE tenant_id = 'cap2'");
 		assert.equal(n, '2');
 	});
+
+	test('the open count reads the tenant\'s requests through (tenant_id, status), never requests_open', async () => {
+		// migrations/0017: with the open states written as a constant the
+		// planner could serve the count from requests_open (every open
+		// request of every tenant, filtered by tenant) when that index's
+		// statistics are stale; a scalar subquery keeps it out of reach
+		const OPEN = "r.status = ANY ((SELECT '{pending,vetting,needs_review,needs_info}'::text[])::text[])";
+		const [{ def }] = await s.sqlJson("SELECT pg_get_functiondef('p25_submit'::regproc) AS def");
+		const at = def.indexOf('LIMIT p_max_open');
+		assert.ok(at > 0, 'p25_submit counts up to the cap');
+		assert.ok(def.slice(def.lastIndexOf('SELECT count(*)', at), at).includes(OPEN), 'p25_submit counts with the subquery');
+		await s.createTenant('plan2');
+		try {
+			// 40 tenants with 50 decided requests each; statistics taken with
+			// none of plan2's requests open, then 2000 of them open
+			await s.sql(`INSERT INTO tenants (id, name, account_created_at, verified, standing)
+SELECT 'plq' || i, 'plq', now() - interval '400 days', true, 'good' FROM generate_series(1, 40) i;
+INSERT INTO requests (tenant_id, status, use_case, decided_at)
+SELECT 'plq' || (1 + i % 40), 'denied', 'other', now() FROM generate_series(1, 2000) i;
+VACUUM ANALYZE requests;
+INSERT INTO requests (tenant_id, use_case) SELECT 'plan2', 'other' FROM generate_series(1, 2000);`);
+			for (const mode of ['force_generic_plan', 'force_custom_plan']) {
+				for (const tenant of ['plq1', 'plan2']) {
+					// the statement's $1 and $2 spelled with chr(36): s.sql takes $N as its own
+					const out = await s.sql(`BEGIN;
+SET LOCAL plan_cache_mode = ${mode};
+SELECT 'PREPARE q(text, bigint) AS SELECT count(*) FROM (SELECT 1 FROM requests r'
+    || ' WHERE r.tenant_id = ' || chr(36) || '1 AND ' || $1 || ' LIMIT ' || chr(36) || '2) y' \\gexec
+EXPLAIN (FORMAT JSON) EXECUTE q('${tenant}', 20);
+ROLLBACK;`, [OPEN]);
+					const text = out.map((r) => r.join('\t')).join('\n');
+					const nodes = [];
+					const walk = (n) => { nodes.push(n); (n.Plans ?? []).forEach(walk); };
+					walk(JSON.parse(text)[0].Plan);
+					const what = `${mode}, ${tenant}: ${text}`;
+					assert.ok(!nodes.some((n) => n['Index Name'] === 'requests_open'), `never requests_open: ${what}`);
+					assert.ok(!nodes.some((n) => n['Node Type'] === 'Seq Scan'), `no sequential scan: ${what}`);
+					assert.ok(nodes.some((n) => n['Index Name'] === 'requests_tenant_status' &&
+						/tenant_id = /.test(n['Index Cond'])), `the tenant's entries of requests_tenant_status: ${what}`);
+					assert.ok(nodes.some((n) => /status = ANY \(\$\d+\)/.test(`${n['Index Cond'] ?? ''} ${n.Filter ?? ''}`)),
+						`the open states as the subquery's value: ${what}`);
+				}
+			}
+			// and it cannot: with the tenant indexes gone and sequential scans
+			// discouraged, the planner still may not take requests_open
+			for (const mode of ['force_generic_plan', 'force_custom_plan']) {
+				const out = await s.sql(`BEGIN;
+DROP INDEX requests_tenant_status;
+DROP INDEX requests_tenant_created;
+SET LOCAL enable_seqscan = off;
+SET LOCAL plan_cache_mode = ${mode};
+SELECT 'PREPARE q(text, bigint) AS SELECT count(*) FROM (SELECT 1 FROM requests r'
+    || ' WHERE r.tenant_id = ' || chr(36) || '1 AND ' || $1 || ' LIMIT ' || chr(36) || '2) y' \\gexec
+EXPLAIN (FORMAT JSON) EXECUTE q('plan2', 20);
+ROLLBACK;`, [OPEN]);
+				const text = out.map((r) => r.join('\t')).join('\n');
+				assert.ok(!text.includes('requests_open'), `${mode}, without the tenant indexes: ${text}`);
+			}
+			const [[open]] = await s.sql(`SELECT count(*) FROM requests r WHERE tenant_id = 'plan2' AND ${OPEN}`);
+			assert.equal(open, '2000');
+		} finally {
+			await s.sql(`DELETE FROM requests WHERE tenant_id = 'plan2' OR tenant_id LIKE 'plq%';
+DELETE FROM tenants WHERE id LIKE 'plq%';`);
+		}
+	});
+
 });
 
 // ------------------------------------------------------------ list
