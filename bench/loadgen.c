@@ -27,9 +27,13 @@
  * Usage:
  *   bench-loadgen --port P --rate R --duration S --requests FILE
  *                 [--host 127.0.0.1] [--connections 64] [--drain 10]
- * Prints "key value" lines on stdout (requests, completed, ok, non2xx,
- * errors, unfinished, achieved_rps, backlog_max, p50_ms, p90_ms, p99_ms,
- * p999_ms, max_ms, status.NNN); diagnostics on stderr.  Exit 0 when the run
+ *                 [--timeline FILE] [--warmup S]
+ * --warmup S first sends S seconds at the rate whose latencies are left out
+ * of the percentiles and the timeline (warmup_max_ms gives their largest);
+ * every answer, the warm-up's included, counts in the status counts.
+ * Prints "key value" lines on stdout (requests, warmup_requests,
+ * warmup_max_ms, completed, ok, non2xx, errors, unfinished, achieved_rps,
+ * backlog_max, p50_ms, p90_ms, p99_ms, p999_ms, max_ms, status.NNN); diagnostics on stderr.  Exit 0 when the run
  * happened (whatever the answers were), 1 when it could not run, 64 on a
  * usage error.  Used only by bench/run.sh.
  */
@@ -77,7 +81,9 @@ static struct {
 	double drain;
 	int nconns;
 	const char *file;
-} opt = { "127.0.0.1", 0, 0, 0, 10, 64, NULL };
+	const char *timeline;
+	double warmup;
+} opt = { "127.0.0.1", 0, 0, 0, 10, 64, NULL, NULL, 0 };
 
 static struct req *reqs;
 static size_t nreqs;
@@ -88,13 +94,18 @@ static int ep;
 static struct sockaddr_in addr;
 
 static uint64_t t0, interval_ns_x1000;	/* interval in ns, times 1000 */
-static uint64_t total;
+static uint64_t total;			/* requests sent, the warm-up's included */
+static uint64_t nwarm, warm_max;	/* --warmup: its requests, their largest latency */
 static uint64_t next_due, next_disp;	/* requests due so far / dispatched */
 static uint64_t *lat;			/* ns */
 static uint64_t nlat;
 static uint64_t completed, ok, non2xx, errors, unfinished, backlog_max;
 static uint64_t last_done_ns;
 static uint64_t status_count[600];
+/* --timeline: per 100 ms of due time, the answers and their largest latency */
+#define TL_NS 100000000u
+static uint64_t *tl_n, *tl_max;
+static size_t tl_len;
 
 static uint64_t
 now_ns(void)
@@ -111,12 +122,35 @@ due_ns(uint64_t i)
 	return t0 + i * interval_ns_x1000 / 1000;
 }
 
+/* Records request seq's latency t - due (0 when early); a warm-up
+ * request's only in warm_max. */
+static void
+record(uint64_t seq, uint64_t t)
+{
+	uint64_t d = due_ns(seq), l = t > d ? t - d : 0;
+	size_t w;
+
+	if (seq < nwarm) {
+		if (l > warm_max)
+			warm_max = l;
+		return;
+	}
+	w = (size_t)((d - due_ns(nwarm)) / TL_NS);
+	lat[nlat++] = l;
+	if (tl_n && w < tl_len) {
+		tl_n[w]++;
+		if (l > tl_max[w])
+			tl_max[w] = l;
+	}
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr,
 	    "usage: bench-loadgen --port P --rate R --duration S --requests FILE\n"
-	    "                     [--host 127.0.0.1] [--connections 64] [--drain 10]\n");
+	    "                     [--host 127.0.0.1] [--connections 64] [--drain 10]\n"
+	    "                     [--timeline FILE] [--warmup S]\n");
 	exit(64);
 }
 
@@ -385,8 +419,8 @@ conn_readable(struct conn *c)
 		if (rc == 0)
 			continue;
 		{
-			uint64_t t = now_ns(), d = due_ns(c->seq);
-			lat[nlat++] = t > d ? t - d : 0;
+			uint64_t t = now_ns();
+			record(c->seq, t);
 			last_done_ns = t;
 		}
 		completed++;
@@ -453,6 +487,10 @@ main(int argc, char **argv)
 			opt.nconns = (int)num_arg(a, v, 1, MAX_CONNS);
 		else if (strcmp(a, "--requests") == 0 && v)
 			opt.file = v;
+		else if (strcmp(a, "--timeline") == 0 && v)
+			opt.timeline = v;
+		else if (strcmp(a, "--warmup") == 0)
+			opt.warmup = num_arg(a, v, 0, 3600);
 		else
 			usage();
 	}
@@ -468,11 +506,22 @@ main(int argc, char **argv)
 	}
 	load_requests();
 
+	nwarm = (uint64_t)llround(opt.rate * opt.warmup);
 	total = (uint64_t)llround(opt.rate * opt.duration);
 	if (total == 0)
 		total = 1;
+	total += nwarm;
 	interval_ns_x1000 = (uint64_t)llround(1e12 / opt.rate);
 	lat = calloc(total, sizeof(*lat));
+	if (opt.timeline) {
+		tl_len = (size_t)ceil(opt.duration * 1e9 / TL_NS);
+		tl_n = calloc(tl_len, sizeof(*tl_n));
+		tl_max = calloc(tl_len, sizeof(*tl_max));
+		if (!tl_n || !tl_max) {
+			fprintf(stderr, "bench-loadgen: out of memory\n");
+			return 1;
+		}
+	}
 	conns = calloc((size_t)opt.nconns, sizeof(*conns));
 	idle = calloc((size_t)opt.nconns, sizeof(*idle));
 	ep = epoll_create1(EPOLL_CLOEXEC);
@@ -566,18 +615,31 @@ main(int argc, char **argv)
 		uint64_t now = now_ns(), s;
 		for (i = 0; i < opt.nconns; i++)
 			if (conns[i].fd >= 0 && conns[i].busy) {
-				uint64_t d = due_ns(conns[i].seq);
-				lat[nlat++] = now > d ? now - d : 0;
+				record(conns[i].seq, now);
 				unfinished++;
 			}
 		for (s = next_disp; s < total; s++) {
-			uint64_t d = due_ns(s);
-			lat[nlat++] = now > d ? now - d : 0;
+			record(s, now);
 			unfinished++;
 		}
 	}
+	if (opt.timeline) {
+		FILE *f = fopen(opt.timeline, "w");
+		size_t w;
+		if (!f) {
+			perror(opt.timeline);
+			return 1;
+		}
+		fprintf(f, "# due_ms answers max_ms\n");
+		for (w = 0; w < tl_len; w++)
+			fprintf(f, "%zu %llu %.1f\n", w * (TL_NS / 1000000u),
+			    (unsigned long long)tl_n[w], (double)tl_max[w] / 1e6);
+		fclose(f);
+	}
 	qsort(lat, nlat, sizeof(*lat), cmp_u64);
 	printf("requests %llu\n", (unsigned long long)total);
+	printf("warmup_requests %llu\n", (unsigned long long)nwarm);
+	printf("warmup_max_ms %.2f\n", (double)warm_max / 1e6);
 	printf("completed %llu\n", (unsigned long long)completed);
 	printf("ok %llu\n", (unsigned long long)ok);
 	printf("non2xx %llu\n", (unsigned long long)non2xx);

@@ -22,7 +22,7 @@
 #   BENCH_DURATION     seconds per measurement (10; 5 with --quick)
 #   BENCH_ROUNDS       rounds of floor + subject, back to back (3; 1 with
 #                      --quick); figures are medians over the rounds
-#   BENCH_TENANTS      tenants the submit/get runs spread over (2000)
+#   BENCH_TENANTS      tenants the submit/get runs spread over (8000)
 #   BENCH_DIAG=1       also sample what PostgreSQL backends wait on during
 #                      the insert, submit and get runs (comment lines)
 #   BENCH_KEEP=1       keep the work folder (logs, cluster) for a post-mortem
@@ -57,7 +57,7 @@ done
 dur=${BENCH_DURATION:-$([ $quick = 1 ] && echo 5 || echo 10)}
 rounds=${BENCH_ROUNDS:-$([ $quick = 1 ] && echo 1 || echo 3)}
 conns=64
-ntenants=${BENCH_TENANTS:-2000}
+ntenants=${BENCH_TENANTS:-8000}
 for v in dur:BENCH_DURATION:1:3600 rounds:BENCH_ROUNDS:1:100 ntenants:BENCH_TENANTS:1:60000; do
 	IFS=: read -r n env lo hi <<<"$v"
 	[[ ${!n} =~ ^[0-9]+$ ]] && [ "${!n}" -ge "$lo" ] && [ "${!n}" -le "$hi" ] ||
@@ -293,15 +293,21 @@ diag_stop() {
 loadgen() {
 	local name=$1 rate=$2 file=$3 out=$work/loadgen.$1.txt
 	settle
-	say "loadgen $name: $rate req/s over $conns connections, ${dur} s"
+	say "loadgen $name: $rate req/s over $conns connections, 2 s warm-up + ${dur} s"
 	"$build/bench/bench-loadgen" --port "$api_port" --rate "$rate" --duration "$dur" \
-		--connections "$conns" --requests "$file" >"$out" 2>"$out.err" ||
-		{ cat "$out" "$out.err" >&2; die "loadgen $name failed"; }
+		--warmup 2 --connections "$conns" --requests "$file" --timeline "$out.timeline" \
+		>"$out" 2>"$out.err" || { cat "$out" "$out.err" >&2; die "loadgen $name failed"; }
 	P50=$(awk '$1 == "p50_ms" { print $2 }' "$out")
 	P99=$(awk '$1 == "p99_ms" { print $2 }' "$out")
 	LGRATE=$(awk '$1 == "achieved_rps" { print $2 }' "$out")
 	LGERR=$(awk '$1 == "non2xx" || $1 == "errors" || $1 == "unfinished" { n += $2 } END { print n + 0 }' "$out")
 	grep '^status\.' "$out" | grep -v '^status\.2' | sed 's/^/# '"$name"' /' || true
+	awk -v n="$name" '$1 == "warmup_max_ms" { printf "# %s warm-up: 2 s at the rate first, not in the percentiles; largest latency %.0f ms\n", n, $2 }' "$out"
+	# where in the run the latency grew: the largest latency of each
+	# second of due time (the timeline has it per 100 ms)
+	awk -v n="$name" '!/^#/ { s = int($1 / 1000); if ($3 > m[s]) m[s] = $3; if (s > last) last = s }
+		END { printf "# %s largest latency (ms) per second of the run:", n
+		      for (i = 0; i <= last; i++) printf " %.0f", m[i]; print "" }' "$out.timeline"
 }
 
 # ------------------------------------------------------------- PostgreSQL
@@ -318,7 +324,7 @@ psql_owner() { psql -X -q -v ON_ERROR_STOP=1 -d "$owner_url" "$@"; }
 (umask 077 && od -An -vtx1 -N48 /dev/urandom | tr -d ' \n' >"$work/auth.key" && echo >>"$work/auth.key")
 export P25_AUTH_ALG=HS256 P25_AUTH_KEY_FILE=$work/auth.key
 export P25_AUTH_ISSUER=p25-dev-idp P25_AUTH_AUDIENCE=p25 P25_DEV_MODE=true
-export P25_LOG_LEVEL=warn P25_RATE_LIMIT=0 P25_MAX_OPEN_REQUESTS=100000
+export P25_LOG_LEVEL=warn
 
 "$build/p25ctl" migrate >&2
 
@@ -344,17 +350,21 @@ say "initialising the pgbench database (scale 1)"
 
 say "minting $ntenants tenant tokens"
 # tokens.tsv: tenant <TAB> token <TAB> address prefix without the last octet
-for n in $(seq "$ntenants"); do
-	printf 'bt%s\t%s\t81.%s.%s\n' "$n" \
-		"$("$build/p25ctl" dev-token --sub "bench-user-$n" --roles tenant --tenant "bt$n" --ttl 86400)" \
-		$((2 + (n - 1) / 256)) $(((n - 1) % 256))
-done >"$work/tokens.tsv"
+"$build/p25ctl" dev-token --sub bench-user- --roles tenant --tenant bt --ttl 86400 \
+	--count "$ntenants" >"$work/tokens.txt" || die "p25ctl dev-token failed"
+awk -v OFS='\t' '{ print "bt" NR, $0, "81." (2 + int((NR - 1) / 256)) "." ((NR - 1) % 256) }' \
+	"$work/tokens.txt" >"$work/tokens.tsv"
+[ "$(wc -l <"$work/tokens.tsv")" -eq "$ntenants" ] || die "minted $(wc -l <"$work/tokens.tsv") tokens, not $ntenants"
 token1=$(awk -F'\t' 'NR == 1 { print $2 }' "$work/tokens.tsv")
 
 # submit.req: POST /v1/requests rotating over the tenants and the hosts of
-# their /24s; one address per request, the fields of a typical request
+# their /24s; one address per request, the fields of a typical request.  At
+# least 20000 lines, a whole number of rounds over the tenants, so every
+# tenant files as many as the next (each stays under the default cap of 20
+# open requests while a run files fewer than 20 x the tenants).
 awk -F'\t' -v OFS='\t' '{ tok[NR] = $2; pre[NR] = $3 } END {
-	for (i = 0; i < 20000; i++) {
+	lines = NR * int((20000 + NR - 1) / NR)
+	for (i = 0; i < lines; i++) {
 		t = i % NR + 1
 		printf "POST\t/v1/requests\t%s\t{\"addresses\":[\"%s.%d\"],\"use_case\":\"transactional\",\"description\":\"bench\",\"sender_domains\":[\"example.com\"],\"expected_daily_volume\":5000,\"contact_email\":\"ops@example.com\"}\n", tok[t], pre[t], i % 254 + 1
 	} }' "$work/tokens.tsv" >"$work/submit.req"
@@ -362,7 +372,7 @@ awk -F'\t' -v OFS='\t' '{ tok[NR] = $2; pre[NR] = $3 } END {
 cat <<EOF
 # p25 benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) CPUs, $(awk '/^MemTotal:/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo) RAM; git $(git rev-parse --short HEAD 2>/dev/null || echo -)$( [ -n "$(git status --porcelain 2>/dev/null | head -1)" ] && echo +dirty)
 # settings: ${dur} s per measurement, $rounds round(s), $conns connections (wrk -t2; pgbench -j2 -M prepared), $ntenants tenants
-# p25-api: P25_HTTP_THREADS=$P25_HTTP_THREADS P25_DB_POOL_SIZE=$P25_DB_POOL_SIZE P25_LOG_LEVEL=warn P25_RATE_LIMIT=0 P25_MAX_OPEN_REQUESTS=100000; binaries from $build
+# p25-api: P25_HTTP_THREADS=$P25_HTTP_THREADS P25_DB_POOL_SIZE=$P25_DB_POOL_SIZE P25_LOG_LEVEL=warn, P25_RATE_LIMIT and P25_MAX_OPEN_REQUESTS at their defaults; binaries from $build
 # PostgreSQL 15, one cluster for floors and p25: fsync on, synchronous_commit on, full_page_writes on, shared_buffers 128MB, unix socket
 EOF
 

@@ -87,6 +87,11 @@ cmd_config_doc(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * dev-token: a development bearer token.  With --count N, N tokens, one a
+ * line: the i-th (from 1) for --sub and --tenant with i appended (the
+ * benchmark's many tenants, minted in one process).
+ */
 static int
 cmd_dev_token(int argc, char **argv)
 {
@@ -95,26 +100,45 @@ cmd_dev_token(int argc, char **argv)
 	const char *roles = cli_opt(argc, argv, "--roles");
 	const char *tenant = cli_opt(argc, argv, "--tenant");
 	const char *ttl_s = cli_opt(argc, argv, "--ttl");
-	long ttl = 3600;
-	char *tok;
+	const char *count_s = cli_opt(argc, argv, "--count");
+	long ttl = 3600, count = 0, i;
+	char *end;
 
 	if (!sub || !roles) {
-		fprintf(stderr, "usage: p25ctl dev-token --sub S --roles R[,R…] [--tenant T] [--ttl SECONDS]\n");
+		fprintf(stderr, "usage: p25ctl dev-token --sub S --roles R[,R…] [--tenant T] [--ttl SECONDS]"
+			" [--count N]\n");
 		return 64;
 	}
 	if (ttl_s) {
-		char *end;
 		ttl = strtol(ttl_s, &end, 10);
 		if (*end || ttl < 1 || ttl > 90L * 86400) {
 			fprintf(stderr, "p25ctl: --ttl must be 1..7776000 seconds\n");
 			return 64;
 		}
 	}
-	tok = p25_auth_mint_dev(&cli_cfg, sub, roles, tenant, ttl, &err);
-	if (!tok)
-		return cli_fail(&err);
-	printf("%s\n", tok);
-	free(tok);
+	if (count_s) {
+		count = strtol(count_s, &end, 10);
+		if (*end || count < 1 || count > 1000000) {
+			fprintf(stderr, "p25ctl: --count must be 1..1000000\n");
+			return 64;
+		}
+	}
+	for (i = count ? 1 : 0; i <= count; i++) {
+		char s[256], t[256];
+		char *tok;
+
+		if (count && ((size_t)snprintf(s, sizeof(s), "%s%ld", sub, i) >= sizeof(s) ||
+			      (tenant && (size_t)snprintf(t, sizeof(t), "%s%ld", tenant, i) >= sizeof(t)))) {
+			fprintf(stderr, "p25ctl: --sub or --tenant too long for --count\n");
+			return 64;
+		}
+		tok = p25_auth_mint_dev(&cli_cfg, count ? s : sub, roles,
+					count && tenant ? t : tenant, ttl, &err);
+		if (!tok)
+			return cli_fail(&err);
+		printf("%s\n", tok);
+		free(tok);
+	}
 	return 0;
 }
 
@@ -126,7 +150,7 @@ static const struct {
 	{ "migrate", cmd_migrate, "apply migrations/ in order (as P25_MIGRATE_DATABASE_URL)" },
 	{ "--check-config", cmd_check_config, "validate the configuration and print it, secrets masked" },
 	{ "config-doc", cmd_config_doc, "print the configuration table (Markdown)" },
-	{ "dev-token", cmd_dev_token, "--sub S --roles R[,R] [--tenant T] [--ttl S]: a development bearer token" },
+	{ "dev-token", cmd_dev_token, "--sub S --roles R[,R] [--tenant T] [--ttl S] [--count N]: a development bearer token (N tokens, i appended to S and T)" },
 	{ "keys", cmd_keys, "generate | rotate | list: exemption-token signing keys" },
 	{ "token", cmd_token, "verify JWS --jwks FILE [--issuer ISS]: check an exemption token offline" },
 	{ "audit", cmd_audit, "verify | seal: walk the audit hash chain and report the first broken link" },

@@ -90,6 +90,34 @@ test('ctl runs p25ctl with the stack environment', async () => {
 	assert.match(bad.stderr + bad.stdout, /P25_DB_POOL_SIZE/);
 });
 
+test('p25ctl dev-token --count mints one token a line, the api takes each as its own tenant', async () => {
+	await s.createTenant('dtc1', { addresses: ['81.2.80.0/28'] });
+	await s.createTenant('dtc2', { addresses: ['81.2.80.16/28'] });
+	const r = await s.ctl(['dev-token', '--sub', 'bench-user-', '--roles', 'tenant',
+		'--tenant', 'dtc', '--ttl', '600', '--count', '2']);
+	assert.equal(r.code, 0, r.stderr);
+	const toks = r.stdout.trim().split('\n');
+	assert.equal(toks.length, 2);
+	for (const [i, tok] of toks.entries()) {
+		const claims = JSON.parse(Buffer.from(tok.split('.')[1], 'base64url').toString());
+		assert.equal(claims.sub, `bench-user-${i + 1}`);
+		assert.equal(claims.tenant, `dtc${i + 1}`);
+		const who = await s.api('GET', '/v1/whoami', { token: tok });
+		assert.equal(who.status, 200, who.text);
+		assert.equal(who.json.tenant, `dtc${i + 1}`);
+	}
+	// one token without --count, as before; a bad count is a usage error
+	const one = await s.ctl(['dev-token', '--sub', 'u', '--roles', 'tenant', '--tenant', 'dtc1']);
+	assert.equal(one.code, 0, one.stderr);
+	assert.equal(one.stdout.trim().split('\n').length, 1);
+	for (const bad of ['0', '-1', '2x', '1000001']) {
+		const b = await s.ctl(['dev-token', '--sub', 'u', '--roles', 'tenant', '--count', bad]);
+		assert.equal(b.code, 64, `--count ${bad}: ${b.stderr}`);
+		assert.match(b.stderr, /--count/);
+		assert.equal(b.stdout, '');
+	}
+});
+
 test('startApi replaces the api; a second instance runs beside it', async () => {
 	const old = s.apiProc;
 	const url = s.url;
