@@ -585,6 +585,19 @@ describe('limits (p25-api restarted with other settings)', () => {
 		const at = def.indexOf('LIMIT p_max_open');
 		assert.ok(at > 0, 'p25_submit counts up to the cap');
 		assert.ok(def.slice(def.lastIndexOf('SELECT count(*)', at), at).includes(OPEN), 'p25_submit counts with the subquery');
+		// the count's plan for a tenant, as EXPLAIN's JSON text, after the
+		// statements in setup (rolled back); the statement's $1 and $2 are
+		// spelled with chr(36): s.sql takes $N as its own
+		const explain = async (mode, tenant, setup = '') => {
+			const out = await s.sql(`BEGIN;
+${setup}
+SET LOCAL plan_cache_mode = ${mode};
+SELECT 'PREPARE q(text, bigint) AS SELECT count(*) FROM (SELECT 1 FROM requests r'
+    || ' WHERE r.tenant_id = ' || chr(36) || '1 AND ' || $1 || ' LIMIT ' || chr(36) || '2) y' \\gexec
+EXPLAIN (FORMAT JSON) EXECUTE q('${tenant}', 20);
+ROLLBACK;`, [OPEN]);
+			return out.map((r) => r.join('\t')).join('\n');
+		};
 		await s.createTenant('plan2');
 		try {
 			// 40 tenants with 50 decided requests each; statistics taken with
@@ -597,14 +610,7 @@ VACUUM ANALYZE requests;
 INSERT INTO requests (tenant_id, use_case) SELECT 'plan2', 'other' FROM generate_series(1, 2000);`);
 			for (const mode of ['force_generic_plan', 'force_custom_plan']) {
 				for (const tenant of ['plq1', 'plan2']) {
-					// the statement's $1 and $2 spelled with chr(36): s.sql takes $N as its own
-					const out = await s.sql(`BEGIN;
-SET LOCAL plan_cache_mode = ${mode};
-SELECT 'PREPARE q(text, bigint) AS SELECT count(*) FROM (SELECT 1 FROM requests r'
-    || ' WHERE r.tenant_id = ' || chr(36) || '1 AND ' || $1 || ' LIMIT ' || chr(36) || '2) y' \\gexec
-EXPLAIN (FORMAT JSON) EXECUTE q('${tenant}', 20);
-ROLLBACK;`, [OPEN]);
-					const text = out.map((r) => r.join('\t')).join('\n');
+					const text = await explain(mode, tenant);
 					const nodes = [];
 					const walk = (n) => { nodes.push(n); (n.Plans ?? []).forEach(walk); };
 					walk(JSON.parse(text)[0].Plan);
@@ -620,16 +626,8 @@ ROLLBACK;`, [OPEN]);
 			// and it cannot: with the tenant indexes gone and sequential scans
 			// discouraged, the planner still may not take requests_open
 			for (const mode of ['force_generic_plan', 'force_custom_plan']) {
-				const out = await s.sql(`BEGIN;
-DROP INDEX requests_tenant_status;
-DROP INDEX requests_tenant_created;
-SET LOCAL enable_seqscan = off;
-SET LOCAL plan_cache_mode = ${mode};
-SELECT 'PREPARE q(text, bigint) AS SELECT count(*) FROM (SELECT 1 FROM requests r'
-    || ' WHERE r.tenant_id = ' || chr(36) || '1 AND ' || $1 || ' LIMIT ' || chr(36) || '2) y' \\gexec
-EXPLAIN (FORMAT JSON) EXECUTE q('plan2', 20);
-ROLLBACK;`, [OPEN]);
-				const text = out.map((r) => r.join('\t')).join('\n');
+				const text = await explain(mode, 'plan2',
+					'DROP INDEX requests_tenant_status;\nDROP INDEX requests_tenant_created;\nSET LOCAL enable_seqscan = off;');
 				assert.ok(!text.includes('requests_open'), `${mode}, without the tenant indexes: ${text}`);
 			}
 			const [[open]] = await s.sql(`SELECT count(*) FROM requests r WHERE tenant_id = 'plan2' AND ${OPEN}`);
