@@ -33,9 +33,10 @@
  * every answer, the warm-up's included, counts in the status counts.
  * Prints "key value" lines on stdout (requests, warmup_requests,
  * warmup_max_ms, completed, ok, non2xx, errors, unfinished, achieved_rps,
- * backlog_max, p50_ms, p90_ms, p99_ms, p999_ms, max_ms, status.NNN); diagnostics on stderr.  Exit 0 when the run
- * happened (whatever the answers were), 1 when it could not run, 64 on a
- * usage error.  Used only by bench/run.sh.
+ * backlog_max, p50_ms, p90_ms, p99_ms, p999_ms, max_ms, status.NNN);
+ * diagnostics on stderr.  Exit 0 when the run happened (whatever the
+ * answers were), 1 when it could not run, 64 on a usage error.  Used only
+ * by bench/run.sh.
  */
 #include <arpa/inet.h>
 #include <errno.h>

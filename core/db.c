@@ -664,15 +664,15 @@ note_gap_left(const struct timespec *sent)
 	ns = (long)(now.tv_sec - sent->tv_sec) * 1000000000L + (now.tv_nsec - sent->tv_nsec);
 	return ns >= 0 && ns < NOTE_GAP_MS * 1000000L ? NOTE_GAP_MS * 1000000L - ns : 0;
 }
+
 static void *
 note_main(void *p)
 {
-	P25_STMT(st, 2, "SELECT pg_notify($1, $2)");
 	/* A NOTIFY's transaction takes an xid, so its commit would wait for a
 	 * WAL flush of its own; a wake-up carries no data (the work it
 	 * announces committed before it, and the workers poll as well), so
-	 * this connection does not wait for it. */
-	P25_STMT(async, 0, "SELECT set_config('synchronous_commit', 'off', false)");
+	 * its transaction does not wait (SET LOCAL: also after a reconnect). */
+	P25_STMT(st, 2, "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)");
 	struct p25_pool *pool = p;
 	struct p25_db *db = NULL;
 	char chan[NOTE_MAX][NOTE_LEN], payload[NOTE_MAX][NOTE_LEN];
@@ -704,11 +704,8 @@ note_main(void *p)
 			struct p25_err err = { 0 };
 			const char *pp[2] = { chan[i], payload[i] };
 
-			if (!db && (db = p25_db_connect(pool->url, pool->appname, &err)) &&
-			    p25_db_run(db, &async, NULL, &err) < 0) {
-				p25_db_close(db);
-				db = NULL;
-			}
+			if (!db)
+				db = p25_db_connect(pool->url, pool->appname, &err);
 			if (!db || p25_db_run(db, &st, pp, &err) < 0)
 				/* the workers' poll timer picks the work up */
 				p25_warn("db.notify", "cannot notify %s: %s", chan[i], err.detail);
