@@ -497,9 +497,14 @@ describe('re-checks spread over the interval', () => {
 
 	async function insert200() {
 		await s.sql(`DELETE FROM exemptions WHERE request_id = $1`, [reqId]);
-		const [[t]] = await s.sql(`INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at)
+		// now() read in the insert's own transaction: the defaults were
+		// computed from it (read after the commit, it could pass the
+		// earliest of 200 random first checks)
+		const [[t]] = await s.sql(`BEGIN;
+			INSERT INTO exemptions (tenant_id, request_id, prefix, expires_at)
 			SELECT 'acme', $1, p, now() + interval '90 days' FROM unnest($2::cidr[]) p;
-			SELECT extract(epoch FROM now())`, [reqId, ips]);
+			SELECT extract(epoch FROM now());
+			COMMIT;`, [reqId, ips]);
 		return Number(t);
 	}
 	const nexts = async () => (await s.sql(`SELECT extract(epoch FROM next_check_at) FROM exemptions
