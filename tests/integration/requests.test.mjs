@@ -638,6 +638,38 @@ DELETE FROM tenants WHERE id LIKE 'plq%';`);
 		}
 	});
 
+	test('ANALYZE skips the columns no query filters on, and keeps the ones the plans need', async () => {
+		// migrations/0018: the statistics of payloads, stored answers and
+		// free text were computed by every autoanalyze and never read
+		const skipped = {
+			requests: ['description', 'sender_domains', 'contact_email'], audit_log: ['details'],
+			jobs: ['payload', 'last_error'], idempotency_keys: ['body', 'headers'], checks: ['evidence'],
+			decisions: ['message', 'scope'], messages: ['body'], abuse_reports: ['evidence'],
+			webhook_deliveries: ['payload', 'last_error'],
+		};
+		const kept = { requests: ['tenant_id', 'status', 'created_at'], audit_log: ['actor', 'object_id'], jobs: ['state', 'run_at'] };
+		for (const [table, cols] of Object.entries(skipped)) {
+			const rows = await s.sql(`SELECT attname, attstattarget FROM pg_attribute
+WHERE attrelid = '${table}'::regclass AND attnum > 0 AND NOT attisdropped`);
+			const target = Object.fromEntries(rows);
+			for (const c of cols) assert.equal(target[c], '0', `${table}.${c}`);
+			for (const c of kept[table] ?? []) assert.equal(target[c], '-1', `${table}.${c} keeps the default`);
+		}
+		await s.createTenant('stats1', { addresses: ['81.2.76.0/24'] });
+		const t = s.token({ sub: 'st', roles: ['tenant'], tenant: 'stats1' });
+		const r = await s.api('POST', '/v1/requests', { token: t, body: good({ addresses: ['81.2.76.1'],
+			description: 'statistics', sender_domains: ['example.com'], contact_email: 'ops@example.com' }) });
+		assert.equal(r.status, 202, r.text);
+		await s.sql('ANALYZE requests, audit_log, jobs');
+		const stats = (await s.sql(`SELECT tablename || '.' || attname FROM pg_stats
+WHERE schemaname = 'public' AND tablename IN ('requests', 'audit_log', 'jobs')`)).map(([c]) => c);
+		for (const c of ['requests.description', 'requests.sender_domains', 'requests.contact_email',
+			'audit_log.details', 'jobs.payload'])
+			assert.ok(!stats.includes(c), `no statistics for ${c}`);
+		for (const c of ['requests.tenant_id', 'requests.status', 'audit_log.actor', 'jobs.state'])
+			assert.ok(stats.includes(c), `statistics for ${c}: ${stats.join(' ')}`);
+	});
+
 });
 
 // ------------------------------------------------------------ list
