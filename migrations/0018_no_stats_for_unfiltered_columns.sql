@@ -12,8 +12,8 @@
 -- Why it matters: autovacuum analyzes a table again after every 10 % of
 -- growth, and the write-heavy tables (requests, audit_log, jobs) grow with
 -- every submit.  On the bench cluster (180,000 requests), one ANALYZE of
--- requests, jobs and audit_log together took some 850 ms of CPU; without
--- these columns' statistics, 420 ms (requests 170–270 → 110–140 ms, jobs
+-- requests, jobs and audit_log together took 610–810 ms; without these
+-- columns' statistics, 310–380 ms (requests 170–270 → 110–140 ms, jobs
 -- 125–180 → 50–85 ms, audit_log 320–360 → 150–160 ms).  That work runs on
 -- the database's machine beside the submits, in a burst whenever
 -- autovacuum wakes: on the 2-CPU bench machine, each such round was a
