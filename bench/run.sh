@@ -455,9 +455,16 @@ goal "$rss_idle" '<' 20480 "api.rss_idle_kib < 20480 (20 MiB)"
 
 # ------------------------------------------------------------- submit
 
-say "warming up the submit path (2 s, not measured)"
+say "warming up the submit path (2 s, then one submit per tenant; not measured)"
 wrk -t2 -c"$conns" -d2s --timeout 10s -s bench/requests.lua "$api_url" \
 	-- "$work/submit.req" 202 >"$work/wrk.submit-warmup.txt" 2>&1 || true
+# one submit for every tenant (the file's first $ntenants lines), so every
+# token is in p25-api's token cache before rss_start: the cache fills as
+# tokens are first seen, and filling it is not the growth "RSS flat" is
+# about (with 16000 tenants, 2 s of wrk reach a third of them)
+"$build/bench/bench-loadgen" --port "$api_port" --rate 2500 --connections "$conns" \
+	--duration "$(awk -v n="$ntenants" 'BEGIN { d = n / 2500; printf "%.4f", d < 0.1 ? 0.1 : d }')" \
+	--requests "$work/submit.req" >"$work/loadgen.submit-warmup.txt" 2>&1 || true
 rss_start=$(rss_kib "$api_pid")
 insert_l=() submit_l=() submit_rl=() submit_err=0
 for round in $(seq "$rounds"); do
