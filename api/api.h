@@ -57,6 +57,7 @@ api_hash(const char *s)
 
 /* the most requests one group carries (http.c, groups) */
 #define API_GROUP_MAX 32
+#define API_GROUP_SPILL 16	/* waiting submits that start a further group (http.c) */
 
 struct api_route {
 	const char *method;

@@ -461,6 +461,26 @@ run_on_pool(struct p25_db *db, void *arg)
  * P25_DB_QUEUE_MAX waiting requests (plus one per group) a request is
  * refused with 503.
  *
+ * A further group of a ROUTE_GROUP_TENANTS route (submits) starts only
+ * when API_GROUP_SPILL requests wait.  Below that, the submits that arrive
+ * while a group runs wait for it and go together when it ends, instead of
+ * starting a group of two or three beside it: two groups side by side
+ * each carry fewer submits (a commit and a WAL flush each), and their
+ * backends wake, sleep and wait on each other more often.  Open loop at
+ * 2,200 submits/s on the bench machine (bench/README.md, "Seventh
+ * session"), nine runs each: PostgreSQL 442-568 us a submit against
+ * 525-597 with a second group started at once, p25-api 105-135 us against
+ * 124-148, with some 40 % fewer context switches in PostgreSQL; at
+ * 2,500/s, starting at once
+ * fell behind the arrivals in both runs (p99 119 and 548 ms) where a mark
+ * of 16 to 32 held in five of six.  The price is paid when the machine
+ * has room: a submit may wait for the running group, and the p99 at
+ * 2,200/s was 42.6 ms against 29.9 (medians of the nine).  A burst passes
+ * the mark within milliseconds and the groups run side by side as before
+ * (64 connections in closed loop keep two groups busy).  Reads start at
+ * once: a group of reads is one round trip and costs little to run beside
+ * another.
+ *
  * A tenant's requests are never in two groups of a ROUTE_GROUP_TENANTS
  * route (submits) at once: such a group holds its tenants' locks (the
  * submit lock) until it commits, so a second group
@@ -523,7 +543,13 @@ reply_overloaded(struct api_req *r)
 static void
 group_post_locked(struct group_q *q, struct api_req **refused)
 {
-	if (q->n == 0 || q->pending + q->running >= group_limit)
+	int inflight = q->pending + q->running;
+
+	if (q->n == 0 || inflight >= group_limit)
+		return;
+	/* a further group of submits waits for a deep list (see Groups) */
+	if (inflight > 0 && q->n < API_GROUP_SPILL &&
+	    (q->head->route->flags & ROUTE_GROUP_TENANTS))
 		return;
 	q->pending++;
 	if (p25_pool_submit(api.pool, run_group, q) == 0)

@@ -22,7 +22,7 @@
 #   BENCH_DURATION     seconds per measurement (10; 5 with --quick)
 #   BENCH_ROUNDS       rounds of floor + subject, back to back (3; 1 with
 #                      --quick); figures are medians over the rounds
-#   BENCH_TENANTS      tenants the submit/get runs spread over (16000)
+#   BENCH_TENANTS      tenants the submit/get runs spread over (24000)
 #   P25_AUTH_CACHE_SIZE  p25-api's token cache (32768 here: above the tenants'
 #                      tokens, so the rotation over them does not evict)
 #   BENCH_DIAG=1       also sample what PostgreSQL backends wait on during
@@ -59,7 +59,7 @@ done
 dur=${BENCH_DURATION:-$([ $quick = 1 ] && echo 5 || echo 10)}
 rounds=${BENCH_ROUNDS:-$([ $quick = 1 ] && echo 1 || echo 3)}
 conns=64
-ntenants=${BENCH_TENANTS:-16000}
+ntenants=${BENCH_TENANTS:-24000}
 for v in dur:BENCH_DURATION:1:3600 rounds:BENCH_ROUNDS:1:100 ntenants:BENCH_TENANTS:1:60000; do
 	IFS=: read -r n env lo hi <<<"$v"
 	[[ ${!n} =~ ^[0-9]+$ ]] && [ "${!n}" -ge "$lo" ] && [ "${!n}" -le "$hi" ] ||
@@ -365,7 +365,7 @@ token1=$(awk -F'\t' 'NR == 1 { print $2 }' "$work/tokens.tsv")
 # least 20000 lines, a whole number of rounds over the tenants.  Each wrk and
 # bench-loadgen run starts again at the file's first line (wrk's second
 # thread at its middle), so the first tenants of the file file a few more
-# than the rest: with 16000 tenants the busiest stays well under the
+# than the rest: with 24000 tenants the busiest stays well under the
 # default cap of 20 open requests on a fast machine; a 409 would show in
 # submit.errors or submit.p99_errors.
 awk -F'\t' -v OFS='\t' '{ tok[NR] = $2; pre[NR] = $3 } END {
@@ -461,7 +461,7 @@ wrk -t2 -c"$conns" -d2s --timeout 10s -s bench/requests.lua "$api_url" \
 # one submit for every tenant (the file's first $ntenants lines), so every
 # token is in p25-api's token cache before rss_start: the cache fills as
 # tokens are first seen, and filling it is not the growth "RSS flat" is
-# about (with 16000 tenants, 2 s of wrk reach a third of them)
+# about (with 24000 tenants, 2 s of wrk reach a quarter of them)
 "$build/bench/bench-loadgen" --port "$api_port" --rate 2500 --connections "$conns" \
 	--duration "$(awk -v n="$ntenants" 'BEGIN { d = n / 2500; printf "%.4f", d < 0.1 ? 0.1 : d }')" \
 	--requests "$work/submit.req" >"$work/loadgen.submit-warmup.txt" 2>&1 || true

@@ -11,15 +11,17 @@
 // per-tenant open-request cap and Idempotency-Key exact across a group.
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { startStack } from '../lib/harness.mjs';
 
 let s;
 const tok = {};
-const NET = { acme: '81.2.69', globex: '81.2.70', initech: '81.2.71', capped: '81.2.72' };
+const NET = { acme: '81.2.69', globex: '81.2.70', initech: '81.2.71', capped: '81.2.72',
+	held: '81.2.73', burst: '81.2.74' };
 
 before(async () => {
 	s = await startStack({
-		env: { P25_DB_POOL_SIZE: '2', P25_RATE_LIMIT: '0', P25_MAX_OPEN_REQUESTS: '20' },
+		env: { P25_DB_POOL_SIZE: '2', P25_DB_GROUPS: '2', P25_RATE_LIMIT: '0', P25_MAX_OPEN_REQUESTS: '20' },
 	});
 	for (const [t, net] of Object.entries(NET)) {
 		await s.createTenant(t, { addresses: [`${net}.0/24`] });
@@ -222,4 +224,77 @@ test('a burst of reads in groups: each answered as if alone', async () => {
 	const nreq = g1.requests - g0.requests, ngroups = g1.groups - g0.groups;
 	assert.equal(nreq, sent.length, 'every read went through a group');
 	assert.ok(ngroups < nreq, `groups formed: ${nreq} reads in ${ngroups} groups`);
+});
+
+/**
+ * A psql session that holds tenant t's submit lock (the advisory lock
+ * p25_submit_group takes for each tenant of a group) until release().
+ */
+async function holdSubmitLock(t) {
+	const p = spawn('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', s.env.P25_MIGRATE_DATABASE_URL],
+		{ env: s.childEnv(), stdio: ['pipe', 'pipe', 'inherit'] });
+	const ended = new Promise((resolve) => p.on('close', resolve));
+	let out = '';
+	const locked = new Promise((resolve, reject) => {
+		p.stdout.on('data', (d) => {
+			out += d;
+			if (out.includes('locked')) resolve();
+		});
+		p.on('close', (code) => reject(new Error(`psql ended (${code}) before the lock: ${out}`)));
+	});
+	p.stdin.write(`SELECT pg_advisory_lock(hashtext('p25.submit:${t}')); SELECT 'locked';\n`);
+	await locked;
+	return {
+		release: async () => {
+			p.stdin.end('SELECT pg_advisory_unlock_all();\n');
+			await ended;
+		},
+	};
+}
+
+const until = async (what, fn, ms = 10000) => {
+	const end = Date.now() + ms;
+	while (!(await fn())) {
+		if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((r) => setTimeout(r, 25));
+	}
+};
+
+test('a further group of submits starts only for a deep list (API_GROUP_SPILL, 16)', async () => {
+	// the first group blocks on its tenant's submit lock, held here
+	const lock = await holdSubmitLock('held');
+	let first;
+	try {
+		first = submit('held', body(`${NET.held}.1`));
+		await until('the first group to wait for the lock', async () => {
+			const [n] = await s.sqlJson(`SELECT count(*) AS n FROM pg_locks
+				WHERE locktype = 'advisory' AND NOT granted`);
+			return Number(n.n) === 1;
+		});
+
+		// ten submits of another tenant: under the mark, they wait for the
+		// running group rather than start a second one beside it
+		const answered = [];
+		const track = (p, i) => p.then((r) => { answered.push(i); return r; });
+		const waiting = Array.from({ length: 10 }, (_, i) =>
+			track(submit('burst', body(`${NET.burst}.${i + 1}`)), i));
+		await new Promise((r) => setTimeout(r, 700));
+		assert.deepEqual(answered, [], 'no submit under the mark was answered while the first group ran');
+
+		// six more make sixteen waiting: a second group takes them all at once
+		const more = Array.from({ length: 6 }, (_, i) =>
+			track(submit('burst', body(`${NET.burst}.${i + 11}`)), i + 10));
+		const rs = await Promise.all([...waiting, ...more]);
+		for (const r of rs) assert.equal(r.status, 202, r.text);
+		const [held] = await s.sqlJson(`SELECT count(*) AS n FROM requests WHERE tenant_id = 'held'`);
+		assert.equal(Number(held.n), 0, 'the first group still waits for the lock');
+		const [tx] = await s.sqlJson(`SELECT count(*) AS n, count(DISTINCT xid) AS tx FROM audit_log
+			WHERE action = 'request.submit' AND tenant_id = 'burst'`);
+		assert.deepEqual([Number(tx.n), Number(tx.tx)], [16, 1], 'the sixteen went as one group');
+	} finally {
+		await lock.release();
+	}
+	const r = await first;
+	assert.equal(r.status, 202, r.text);
+	assert.equal(r.json.tenant, 'held');
 });
