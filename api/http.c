@@ -473,12 +473,12 @@ run_on_pool(struct p25_db *db, void *arg)
  * 124-148, with some 40 % fewer context switches in PostgreSQL; at
  * 2,500/s, starting at once fell behind the arrivals in both runs (p99
  * 119 and 548 ms) where a mark of 16 to 32 held the p99 under 50 ms in
- * five runs of six.  The price is paid when the machine
- * has room: a submit may wait for the running group, and the p99 at
- * 2,200/s was 42.6 ms against 29.9 (medians of the nine).  A burst passes
- * the mark within milliseconds and the groups run side by side as before
- * (64 connections in closed loop keep two groups busy).  Reads start at
- * once: a group of reads is one round trip and costs little to run beside
+ * five runs of six.  The price is paid when the machine has room: a
+ * submit may wait for the running group, and the p99 at 2,200/s was
+ * 42.6 ms against 29.9 (medians of the nine).  A burst passes the mark
+ * within milliseconds and the groups run side by side as before (64
+ * connections in closed loop keep two groups busy).  Reads start at once:
+ * a group of reads is one round trip and costs little to run beside
  * another.
  *
  * A tenant's requests are never in two groups of a ROUTE_GROUP_TENANTS

@@ -12,7 +12,7 @@
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { startStack } from '../lib/harness.mjs';
+import { startStack, waitFor } from '../lib/harness.mjs';
 
 let s;
 const tok = {};
@@ -252,25 +252,17 @@ async function holdSubmitLock(t) {
 	};
 }
 
-const until = async (what, fn, ms = 10000) => {
-	const end = Date.now() + ms;
-	while (!(await fn())) {
-		if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 25));
-	}
-};
-
 test('a further group of submits starts only for a deep list (API_GROUP_SPILL, 16)', async () => {
 	// the first group blocks on its tenant's submit lock, held here
 	const lock = await holdSubmitLock('held');
 	let first;
 	try {
 		first = submit('held', body(`${NET.held}.1`));
-		await until('the first group to wait for the lock', async () => {
+		await waitFor(async () => {
 			const [n] = await s.sqlJson(`SELECT count(*) AS n FROM pg_locks
 				WHERE locktype = 'advisory' AND NOT granted`);
 			return Number(n.n) === 1;
-		});
+		}, { timeoutMs: 10000, intervalMs: 25, what: 'the first group to wait for the lock' });
 
 		// ten submits of another tenant: under the mark, they wait for the
 		// running group rather than start a second one beside it
