@@ -12,7 +12,7 @@
  * limit and the open-request cap hold under concurrency), address
  * ownership, the request and its addresses, the vetting job, the audit row
  * and — with an Idempotency-Key — the stored answer, in one server-side
- * call (p25_submit, migration 0008, inside p25_submit_group, 0013) sent
+ * call (p25_submit_group, migrations 0013 and 0019) sent
  * with BEGIN, the identity and COMMIT in one round trip; the workers are
  * woken after the commit.  A refusal rolls that submit back whole: a
  * refused request leaves no row behind.
@@ -110,7 +110,7 @@ idem_prepare(struct api_req *r, struct idem *ik, struct p25_err *err)
 /*
  * A key already answered: the first answer byte for byte, or 422 when the
  * key came with another body.  The stored status, body, headers (a JSON
- * object) and body hash (hex) come from p25_submit's 'replay' row.
+ * object) and body hash (hex) come from p25_submit_group's 'replay' row.
  */
 static int
 idem_replay(struct api_req *r, const char *status, const char *body, const char *headers,
@@ -193,8 +193,8 @@ submission_parse(json_t *b, struct submission *s, struct p25_err *err)
 }
 
 /*
- * Words a refusal p25_submit raised (SQLSTATE P2501, see
- * migrations/0008_submit_fastpath.sql): the code is the message, the datum
+ * Words a refusal p25_submit_group raised (SQLSTATE P2501, see
+ * migrations/0019_submit_inline.sql): the code is the message, the datum
  * the detail.  Returns -1 with err filled.
  */
 static int
@@ -246,13 +246,13 @@ submission_refused(const char *code, const char *datum, const struct submission 
 		input_validation_failed(err);
 		p25_err_hint(err, "request only addresses your account holds");
 	} else {
-		p25_error("submit.refusal", "unknown refusal code from p25_submit: %.60s", code);
+		p25_error("submit.refusal", "unknown refusal code from p25_submit_group: %.60s", code);
 		p25_err_set(err, 500, "internal", "the submission was refused for an unknown reason");
 	}
 	return -1;
 }
 
-/* One submit of a group: its parsed input and p25_submit's arguments. */
+/* One submit of a group: its parsed input and its item of p25_submit_group. */
 struct sub_item {
 	struct api_req *r;
 	struct submission *s;
@@ -271,8 +271,8 @@ sub_item_free(struct sub_item *it)
 }
 
 /*
- * Parses and checks one submit and appends p25_submit's arguments for it to
- * items (an object; see migrations/0013_submit_group.sql).  -1 with err
+ * Parses and checks one submit and appends its item to items (an object;
+ * see migrations/0019_submit_inline.sql).  -1 with err
  * (the answer) when the input is refused.
  */
 static int
@@ -370,9 +370,9 @@ sub_answer(struct sub_item *it, const PGresult *res, int row, struct p25_err *er
  * http.c): each is parsed and checked here; the valid ones go to the
  * database together, in one round trip (BEGIN, one call of
  * p25_submit_group, COMMIT in one pipeline: p25_db_write_as) and one
- * transaction.  Each submit runs p25_submit (idempotency, limits,
- * ownership, the request, its addresses, the vetting job, its audit row,
- * the stored answer) under its own identity and in its own subtransaction,
+ * transaction.  Each submit (idempotency, limits, ownership, the request,
+ * its addresses, the vetting job, its audit row, the stored answer) runs
+ * under its own identity and in its own subtransaction,
  * so a refusal or failure undoes that submit alone; the rest commit with
  * one WAL flush.  Once committed, the pool's notifier wakes the workers.
  */

@@ -581,10 +581,10 @@ describe('limits (p25-api restarted with other settings)', () => {
 		// request of every tenant, filtered by tenant) when that index's
 		// statistics are stale; a scalar subquery keeps it out of reach
 		const OPEN = "r.status = ANY ((SELECT '{pending,vetting,needs_review,needs_info}'::text[])::text[])";
-		const [{ def }] = await s.sqlJson("SELECT pg_get_functiondef('p25_submit'::regproc) AS def");
+		const [{ def }] = await s.sqlJson("SELECT pg_get_functiondef('p25_submit_group'::regproc) AS def");
 		const at = def.indexOf('LIMIT p_max_open');
-		assert.ok(at > 0, 'p25_submit counts up to the cap');
-		assert.ok(def.slice(def.lastIndexOf('SELECT count(*)', at), at).includes(OPEN), 'p25_submit counts with the subquery');
+		assert.ok(at > 0, 'p25_submit_group counts up to the cap');
+		assert.ok(def.slice(def.lastIndexOf('SELECT count(*)', at), at).includes(OPEN), 'p25_submit_group counts with the subquery');
 		// the count's plan for a tenant, as EXPLAIN's JSON text, after the
 		// statements in setup (rolled back); the statement's $1 and $2 are
 		// spelled with chr(36): s.sql takes $N as its own
@@ -635,6 +635,49 @@ INSERT INTO requests (tenant_id, use_case) SELECT 'plan2', 'other' FROM generate
 		} finally {
 			await s.sql(`DELETE FROM requests WHERE tenant_id = 'plan2' OR tenant_id LIKE 'plq%';
 DELETE FROM tenants WHERE id LIKE 'plq%';`);
+		}
+	});
+
+	test('the inventory check reads the tenant\'s prefixes through tenant_addresses_pkey', async () => {
+		// migrations/0019: for tenant_id = $1 the planner costed the
+		// exclusion constraint's GiST index (tenant_id, prefix) a hair below
+		// the primary key and took it, reading some 27 buffers a lookup
+		// where the B-tree reads 3.  p25_submit_group asks for the primary
+		// key's order and plans with sorting disabled: only the B-tree gives
+		// that order without a sort.
+		const INV = 'SELECT t.prefix FROM tenant_addresses t WHERE t.tenant_id = v_tenant ORDER BY t.tenant_id, t.prefix';
+		const [{ def, config }] = await s.sqlJson(`SELECT pg_get_functiondef('p25_submit_group'::regproc) AS def,
+       (SELECT proconfig FROM pg_proc WHERE oid = 'p25_submit_group'::regproc) AS config`);
+		// and no JIT: the statements whose sorts have no alternative are
+		// costed past jit_above_cost by enable_sort = off
+		assert.deepEqual(config, ['enable_sort=off', 'jit=off']);
+		assert.ok(def.replace(/\s+/g, ' ').includes(`unnest(ARRAY( ${INV})) h`), 'p25_submit_group reads the inventory in key order');
+		const body = `SELECT ARRAY(${INV.replace('v_tenant', 'p_tenant')})`;
+		try {
+			// 2000 tenants with a /24 each; statistics taken, pages all-visible
+			await s.sql(`INSERT INTO tenants (id, name, account_created_at, verified, standing)
+SELECT 'inv' || i, 'inv', now() - interval '400 days', true, 'good' FROM generate_series(1, 2000) i;
+INSERT INTO tenant_addresses (tenant_id, prefix)
+SELECT 'inv' || i, ('44.' || (i / 256) || '.' || (i % 256) || '.0/24')::cidr FROM generate_series(1, 2000) i;`);
+			for (const vacuum of [false, true]) {
+				if (vacuum)
+					await s.sql('VACUUM ANALYZE tenants, tenant_addresses');
+				for (const mode of ['force_generic_plan', 'force_custom_plan']) {
+					const out = await s.sql(`BEGIN;
+SET LOCAL plan_cache_mode = ${mode};
+SET LOCAL enable_sort = off;
+SELECT 'PREPARE q(text) AS ' || replace($1, 'p_tenant', chr(36) || '1') \\gexec
+EXPLAIN (FORMAT JSON) EXECUTE q('inv77');
+ROLLBACK;`, [body]);
+					const text = out.map((r) => r.join('\t')).join('\n');
+					const what = `${mode}, ${vacuum ? 'after VACUUM ANALYZE' : 'fresh rows'}: ${text}`;
+					assert.ok(text.includes('"tenant_addresses_pkey"'), what);
+					assert.ok(!text.includes('tenant_addresses_no_overlap') && !text.includes('"Sort"'), what);
+				}
+			}
+		} finally {
+			await s.sql(`DELETE FROM tenant_addresses WHERE tenant_id LIKE 'inv%';
+DELETE FROM tenants WHERE id LIKE 'inv%';`);
 		}
 	});
 
