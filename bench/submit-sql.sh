@@ -43,8 +43,10 @@ PGBIN=/usr/lib/postgresql/15/bin
 for n in "$group" "$dur" "$rounds" "$ntenants"; do
 	case "$n" in '' | *[!0-9]*) echo "submit-sql.sh: settings must be whole numbers" >&2; exit 64 ;; esac
 done
-[ "$group" -ge 1 ] && [ "$ntenants" -ge $((group * 2)) ] ||
-	{ echo "submit-sql.sh: BENCH_TENANTS must be at least twice BENCH_GROUP" >&2; exit 64; }
+if [ "$group" -lt 1 ] || [ "$ntenants" -lt $((group * 2)) ]; then
+	echo "submit-sql.sh: BENCH_GROUP must be 1 or more, BENCH_TENANTS at least twice it" >&2
+	exit 64
+fi
 
 say() { echo "bench: $*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
