@@ -332,19 +332,7 @@ export P25_LOG_LEVEL=warn
 "$build/p25ctl" migrate >&2
 
 say "creating $ntenants tenants, each holding a /24"
-psql_owner -v n="$ntenants" <<'SQL'
-INSERT INTO tenants (id, name, account_created_at, verified, standing)
-SELECT 'bt' || n, 'Bench tenant ' || n, now() - interval '400 days', true, 'good'
-FROM generate_series(1, :n) n;
--- tenant btN holds 81.(2 + (N-1)/256).((N-1)%256).0/24
-INSERT INTO tenant_addresses (tenant_id, prefix)
-SELECT 'bt' || n, format('81.%s.%s.0/24', 2 + (n - 1) / 256, (n - 1) % 256)::cidr
-FROM generate_series(1, :n) n;
--- the pgbench insert floor's table: the columns, types, defaults, checks and
--- indexes of requests, and its foreign key to tenants
-CREATE TABLE bench_requests (LIKE requests INCLUDING ALL);
-ALTER TABLE bench_requests ADD FOREIGN KEY (tenant_id) REFERENCES tenants (id);
-SQL
+psql_owner -v n="$ntenants" -f bench/tenants.sql
 psql -X -q -v ON_ERROR_STOP=1 -h "$pghost" -U postgres -d postgres \
 	-c 'CREATE DATABASE pgbench OWNER p25_owner'
 say "initialising the pgbench database (scale 1)"

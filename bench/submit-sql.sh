@@ -85,13 +85,9 @@ pghost=$P25_PGHOST
 "$build/p25ctl" migrate >&2
 
 say "creating $ntenants tenants, each holding a /24 and 8 past requests"
-psql -X -q -v ON_ERROR_STOP=1 -d "$P25_MIGRATE_DATABASE_URL" -v n="$ntenants" <<'SQL'
-INSERT INTO tenants (id, name, account_created_at, verified, standing)
-SELECT 'bt' || n, 'Bench tenant ' || n, now() - interval '400 days', true, 'good'
-FROM generate_series(1, :n) n;
-INSERT INTO tenant_addresses (tenant_id, prefix)
-SELECT 'bt' || n, format('81.%s.%s.0/24', 2 + (n - 1) / 256, (n - 1) % 256)::cidr
-FROM generate_series(1, :n) n;
+psql_owner() { psql -X -q -v ON_ERROR_STOP=1 -d "$P25_MIGRATE_DATABASE_URL" "$@"; }
+psql_owner -v n="$ntenants" -f bench/tenants.sql
+psql_owner -v n="$ntenants" <<'SQL'
 -- a history, so the indexes a submit writes and reads are not empty: two
 -- requests of eight still open, each with an address, a job and an audit row
 INSERT INTO requests (tenant_id, status, use_case, created_at, updated_at)
@@ -105,8 +101,6 @@ INSERT INTO jobs (kind, payload, state, finished_at)
 SELECT 'vet', jsonb_build_object('request', id, 'round', 1), 'done', now() FROM requests;
 INSERT INTO audit_log (actor, action, object_type, object_id, tenant_id)
 SELECT 'bench', 'request.submit', 'request', id::text, tenant_id FROM requests;
-CREATE TABLE bench_requests (LIKE requests INCLUDING ALL);
-ALTER TABLE bench_requests ADD FOREIGN KEY (tenant_id) REFERENCES tenants (id);
 -- the group items p25-api would send (api/requests.c, sub_prepare), one a
 -- tenant, in a shuffled order: rows g*G .. g*G+G-1 are group g
 CREATE TABLE bench_items AS
