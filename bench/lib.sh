@@ -1,5 +1,14 @@
-# bench/lib.sh — process handling shared by the benchmark scripts (sourced).
-# The caller sets $work (its work folder) and `declare -A pids=()` first.
+# bench/lib.sh — helpers shared by the benchmark scripts (sourced).
+# For start and stop the caller sets $work (its work folder) and
+# `declare -A pids=()` first.
+
+# median VALUES...: the median ("n/a" for none)
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) print "n/a"
+		else if (NR % 2) print v[(NR + 1) / 2]
+		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 # start NAME CMD...: runs CMD in the background, output to $work/NAME.log
 start() {

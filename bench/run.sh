@@ -100,13 +100,6 @@ ratio() { # A B → A/B with 3 decimals ("n/a" when B is 0 or missing)
 
 int() { awk -v a="$1" 'BEGIN { printf "%.0f\n", a }'; }
 
-median() { # VALUES... → the median
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) print "n/a"
-		else if (NR % 2) print v[(NR + 1) / 2]
-		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 # ------------------------------------------------------------- tools
 
 need() { # COMMAND PACKAGE
@@ -143,7 +136,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/p25-bench.XXXXXX")
 declare -A pids=()
 
 # shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"	# start NAME CMD..., stop NAME
+. "$root/bench/lib.sh"	# start NAME CMD..., stop NAME, median VALUES...
 
 cleanup() {
 	local rc=$?

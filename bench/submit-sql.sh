@@ -50,10 +50,8 @@ fi
 
 say() { echo "bench: $*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"	# median VALUES...
 command -v psql >/dev/null || die "psql is missing (Debian package postgresql-client-15)"
 [ -x "$PGBIN/pgbench" ] || die "$PGBIN/pgbench is missing (Debian package postgresql-15)"
 
